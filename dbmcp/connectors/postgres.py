@@ -1,0 +1,312 @@
+"""PostgreSQL through an asyncpg pool: the engine's tools, run behind the guard and inside the database's own walls.
+
+Every query: guard -> `BEGIN READ ONLY` -> one prepared statement (statement/lock/idle timeouts are session
+settings of every pooled connection) -> rows through a cursor, stopped at max_rows + 1 / max_bytes ->
+`ROLLBACK`. A connection lost to a restart is retried once on a fresh one, so the database comes back
+without restarting dbmcp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+from pydantic import Field
+
+from dbmcp.allowlist import matches
+from dbmcp.config import PostgresDatabase
+from dbmcp.connectors import postgres_catalog as catalog
+from dbmcp.connectors.base import Answer, Args, Connector, ToolSpec
+from dbmcp.errors import Refused, ToolError
+from dbmcp.guards import sql as guard
+from dbmcp.results import RowBudget, dumps, json_safe
+
+log = logging.getLogger("dbmcp.postgres")
+T = TypeVar("T")
+_CHUNK = 5000  # rows per cursor round trip
+_GRACE_S = 5.0  # client-side deadline beyond the server's statement_timeout
+
+
+class SqlQueryArgs(Args):
+    sql: str = Field(description="One read-only SELECT/WITH/VALUES/TABLE statement")
+    params: list[Any] | None = Field(None, description="Values for $1, $2, ...")
+
+
+class SqlExplainArgs(Args):
+    sql: str = Field(description="The query to plan (not executed)")
+
+
+_CONNECTION_ERRORS = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionFailureError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    ConnectionError,
+    OSError,
+)
+
+
+class PostgresConnector(Connector):
+    engine = "postgres"
+    tools = (
+        ToolSpec(
+            "sql_query",
+            "Run one read-only SQL query (PostgreSQL dialect) and return columns and rows. Results are capped; "
+            "`truncated` is true when rows were left out. Use $1, $2 ... with `params` for values.",
+            SqlQueryArgs,
+            "read",
+        ),
+        ToolSpec(
+            "sql_explain",
+            "Show the PostgreSQL query plan (EXPLAIN, FORMAT JSON, not executed) for one read-only query.",
+            SqlExplainArgs,
+            "read",
+        ),
+    )
+    config: PostgresDatabase
+
+    def __init__(self, name: str, config: PostgresDatabase, limits: Any):
+        super().__init__(name, config, limits)
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        try:
+            await self._get_pool()
+        except ToolError as e:
+            log.warning("database %s: %s; will retry on first use", self.name, e.message)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pool.close(), timeout=10)
+            if not pool._closed:  # noqa: SLF001 - asyncpg has no public "is closed"
+                pool.terminate()
+
+    async def ping(self) -> None:
+        await self._with_conn(lambda conn: conn.fetchval("SELECT 1"))
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is not None:
+            return self._pool
+        async with self._pool_lock:
+            if self._pool is None:
+                timeout_ms = str(int(self.limits.timeout_s * 1000))
+                try:
+                    self._pool = await asyncpg.create_pool(
+                        self.config.url,
+                        min_size=self.config.pool_min_size,
+                        max_size=self.config.pool_max_size,
+                        timeout=self.config.connect_timeout_s,
+                        ssl=self._ssl(),
+                        init=_init_connection,
+                        server_settings={
+                            "application_name": "dbmcp",
+                            "default_transaction_read_only": "on",
+                            "statement_timeout": timeout_ms,
+                            "lock_timeout": timeout_ms,
+                            "idle_in_transaction_session_timeout": timeout_ms,
+                            "intervalstyle": "iso_8601",
+                        },
+                    )
+                except (TimeoutError, asyncpg.PostgresError, *_CONNECTION_ERRORS) as e:
+                    raise self._unreachable(e) from None
+        return self._pool
+
+    def _ssl(self) -> ssl.SSLContext | str | None:
+        mode, ca = self.config.sslmode, self.config.ssl_ca_file
+        if mode is None and ca is None:
+            return None  # whatever the URL says (sslmode=... in the URL works too)
+        if mode in ("disable", "allow", "prefer", "require") and ca is None:
+            return mode
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.check_hostname = mode in (None, "verify-full")
+        return ctx
+
+    def _unreachable(self, e: BaseException) -> ToolError:
+        log.warning("database %s unreachable: %s", self.name, type(e).__name__)
+        if isinstance(e, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError):
+            return ToolError(f"database {self.name!r} refused dbmcp's credentials")
+        return ToolError(f"database {self.name!r} is unreachable")
+
+    # ---- running things ---------------------------------------------------------------------------
+    async def _with_conn(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run fn on a pooled connection; retry once on a connection lost (e.g. to a database restart)."""
+        for attempt in (1, 2):
+            pool = await self._get_pool()
+            try:
+                async with asyncio.timeout(self.limits.timeout_s + _GRACE_S):
+                    async with pool.acquire() as conn:
+                        return await fn(conn)
+            except TimeoutError:
+                raise self._timeout() from None
+            except asyncpg.QueryCanceledError:
+                raise self._timeout() from None
+            except asyncpg.PostgresError as e:
+                if isinstance(e, _CONNECTION_ERRORS) and attempt == 1:
+                    continue
+                raise _postgres_error(e, self.name) from None
+            except _CONNECTION_ERRORS as e:
+                if attempt == 1:
+                    continue
+                raise self._unreachable(e) from None
+            except asyncpg.InterfaceError as e:
+                raise ToolError(f"database {self.name!r}: {_first_line(e)}") from None
+        raise AssertionError("unreachable")
+
+    def _timeout(self) -> ToolError:
+        return ToolError(f"query timed out after {self.limits.timeout_s:g} s (limits.timeout_s)")
+
+    async def _read_only(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        async def run(conn: asyncpg.Connection) -> T:
+            await conn.execute("BEGIN READ ONLY")
+            try:
+                return await fn(conn)
+            finally:
+                try:
+                    await conn.execute("ROLLBACK")
+                except Exception:  # the connection is unusable: drop it rather than return it to the pool
+                    conn.terminate()
+
+        return await self._with_conn(run)
+
+    # ---- tools ------------------------------------------------------------------------------------
+    async def call(self, tool: str, args: Args) -> Answer:
+        if tool == "sql_query":
+            assert isinstance(args, SqlQueryArgs)
+            return await self.query(args.sql, args.params or [])
+        if tool == "sql_explain":
+            return await self.explain(args.sql)  # type: ignore[attr-defined]
+        raise ToolError(f"unknown tool {tool!r}")
+
+    async def query(self, sql: str, params: list[Any]) -> Answer:
+        guard.check_query(sql)
+        limits = self.limits
+
+        async def run(conn: asyncpg.Connection) -> Answer:
+            stmt = await conn.prepare(sql)
+            columns = [{"name": a.name, "type": _type_name(a.type)} for a in stmt.get_attributes()]
+            budget = RowBudget(limits.max_rows, limits.max_bytes)
+            cursor = await stmt.cursor(*params)
+            while not budget.truncated:
+                chunk = await cursor.fetch(min(_CHUNK, limits.max_rows + 1 - len(budget.rows)))
+                for record in chunk:
+                    if not budget.add([json_safe(v) for v in record.values()]):
+                        break
+                if len(chunk) == 0:
+                    break
+            n = len(budget.rows)
+            truncated = budget.truncated
+            data = {"columns": columns, "rows": budget.rows, "row_count": n, "truncated": truncated}
+            text = (
+                f'{{"columns":{dumps(columns)},"rows":{budget.json_rows()},'
+                f'"row_count":{n},"truncated":{"true" if truncated else "false"}}}'
+            )
+            return Answer(data, statement=sql, row_count=n, truncated=truncated, text=text)
+
+        return await self._read_only(run)
+
+    async def explain(self, sql: str) -> Answer:
+        checked = guard.check_query(sql)
+        has_params = checked.tree.find(guard.exp.Parameter) is not None
+
+        async def run(conn: asyncpg.Connection) -> Answer:
+            if not has_params:
+                plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}")  # noqa: S608 - sql passed the guard
+                return Answer({"plan": plan[0]["Plan"]}, statement=sql)
+            # $n placeholders without values: plan the prepared statement generically, whatever the values.
+            await conn.execute(f"PREPARE dbmcp_explain AS {sql}")  # noqa: S608 - sql passed the guard
+            try:
+                n = await conn.fetchval(
+                    "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = 'dbmcp_explain'"
+                )
+                await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                nulls = ", ".join(["NULL"] * n)
+                plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE dbmcp_explain({nulls})")
+            finally:
+                try:
+                    await conn.execute("DEALLOCATE dbmcp_explain")
+                except asyncpg.PostgresError:  # the transaction failed: drop the connection, and the statement
+                    conn.terminate()
+            return Answer({"plan": plan[0]["Plan"]}, statement=sql)
+
+        return await self._read_only(run)
+
+    async def list_objects(self, pattern: str | None) -> Answer:
+        rows = await self._read_only(lambda conn: conn.fetch(catalog.LIST_OBJECTS))
+        objects, truncated = [], False
+        for r in rows:
+            name = f"{r['schema']}.{r['name']}"
+            if not self.allowlist.allows(name) or not matches(name, pattern):
+                continue
+            if len(objects) >= self.limits.max_rows:
+                truncated = True
+                break
+            objects.append(
+                {"name": name, "kind": catalog.KINDS[r["relkind"]], "rows": r["rows"], "comment": r["comment"]}
+            )
+        return Answer({"objects": objects, "truncated": truncated}, row_count=len(objects), truncated=truncated)
+
+    async def describe_object(self, name: str) -> Answer:
+        async def run(conn: asyncpg.Connection) -> Answer:
+            oid = await catalog.resolve(conn, name)
+            found = await conn.fetchrow(catalog.OBJECT, oid) if oid is not None else None
+            full = f"{found['schema']}.{found['name']}" if found else None
+            if found is None or not self.allowlist.allows(full):
+                raise ToolError(f"unknown object {name!r} in database {self.name!r}; see list_objects")
+            return Answer(await catalog.describe(conn, oid, found, self.allowlist.allows), object=full)
+
+        return await self._read_only(run)
+
+    async def check(self) -> list[str]:
+        role = await self._read_only(lambda conn: conn.fetchrow(catalog.ROLE_CHECK))
+        warnings = []
+        if role["rolsuper"]:
+            warnings.append(
+                f"connects as superuser {role['rolname']!r}: use a read-only role (see docs/security.md)"
+            )
+        if role["owned"]:
+            warnings.append(
+                f"role {role['rolname']!r} owns {role['owned']} objects: a role that owns tables can change them; "
+                "use a role with SELECT only"
+            )
+        return warnings
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """Decode values into their exact JSON-safe forms (see dbmcp/results.py)."""
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(typename, schema="pg_catalog", encoder=dumps, decoder=json.loads, format="text")
+    for typename in ("numeric", "interval"):  # exact text, not a float or a lossy timedelta
+        await conn.set_type_codec(typename, schema="pg_catalog", encoder=str, decoder=str, format="text")
+
+
+def _type_name(t: Any) -> str:
+    if t.kind == "array" and t.name.startswith("_"):
+        return t.name[1:] + "[]"
+    return t.name
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _postgres_error(e: asyncpg.PostgresError, database: str) -> ToolError:
+    """A database error as one line: the server's message (it names only what the caller wrote), never detail."""
+    message = _first_line(e)
+    if e.sqlstate == "25006":  # read_only_sql_transaction: the second wall caught it
+        return Refused(f"the database refused a write in a read-only transaction: {message}")
+    if e.sqlstate == "42501":
+        return ToolError(f"database {database!r}: {message} (the database role lacks this privilege)")
+    return ToolError(f"database {database!r}: {message}")

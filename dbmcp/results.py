@@ -1,0 +1,98 @@
+"""Bounded results: JSON-safe values, row and byte caps, and an exact `truncated`.
+
+Values JSON lacks are strings in a documented form (README "Value types"):
+numeric/Decimal -> "123.45" exactly as the database prints it; timestamps/dates/times -> ISO 8601;
+intervals -> ISO 8601 durations ("P1DT2H"); uuid -> "8-4-4-4-12" hex; bytes -> base64;
+NaN/±Infinity floats -> "NaN", "Infinity", "-Infinity"; json/jsonb -> JSON as is; arrays -> lists;
+anything else (inet, ranges, geometric types, money) -> its text form.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import json
+import math
+import uuid
+from typing import Any
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON (the form counted against max_bytes and sent as the text copy)."""
+    return _dumps(value)
+
+
+def json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return _duration(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return str(value)
+
+
+def _duration(td: datetime.timedelta) -> str:
+    sign = "-" if td < datetime.timedelta(0) else ""
+    td = abs(td)
+    hours, rem = divmod(td.seconds, 3600)
+    minutes, seconds = divmod(rem, 60)
+    secs = f"{seconds}.{td.microseconds:06d}".rstrip("0").rstrip(".") if td.microseconds else str(seconds)
+    return f"{sign}P{td.days}DT{hours}H{minutes}M{secs}S"
+
+
+class RowBudget:
+    """Collects rows until `max_rows` or `max_bytes` would be exceeded; `truncated` says whether any was cut.
+
+    Feed it every row the source yields up to max_rows + 1: the extra row is how a cap is told apart
+    from a result that fits exactly.
+    """
+
+    def __init__(self, max_rows: int, max_bytes: int):
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
+        self.rows: list[Any] = []
+        self.encoded: list[str] = []
+        self.size = 2  # the enclosing brackets
+        self.truncated = False
+
+    @property
+    def full(self) -> bool:
+        return self.truncated
+
+    def add(self, row: Any) -> bool:
+        """Keep `row` if it fits; return False (and mark truncated) once a cap is reached."""
+        if self.truncated:
+            return False
+        if len(self.rows) >= self.max_rows:
+            self.truncated = True
+            return False
+        text = dumps(row)
+        size = len(text.encode("utf-8")) if not text.isascii() else len(text)
+        if self.size + size + 1 > self.max_bytes:
+            self.truncated = True
+            return False
+        self.rows.append(row)
+        self.encoded.append(text)
+        self.size += size + 1
+        return True
+
+    def json_rows(self) -> str:
+        return "[" + ",".join(self.encoded) + "]"

@@ -1,0 +1,176 @@
+"""The ASGI app: the MCP server (official SDK, Streamable HTTP) plus health, readiness and metrics.
+
+Lifespan: connectors start (pools are lazy, a database that is down does not stop startup), then the SDK's
+session manager runs; on shutdown the session manager stops and every pool is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import mcp_types as types
+from mcp.server import Server, ServerRequestContext
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from dbmcp import __version__, permissions
+from dbmcp.audit import AuditLog
+from dbmcp.config import Config
+from dbmcp.connectors import connector_class
+from dbmcp.connectors.base import Connector
+from dbmcp.errors import ToolError
+from dbmcp.metrics import Metrics
+from dbmcp.permissions import Caller
+from dbmcp.tools import Tools
+
+log = logging.getLogger("dbmcp.server")
+_PING_TIMEOUT_S = 5.0
+
+INSTRUCTIONS = (
+    "Read-only access to databases. Start with list_databases, then list_objects and describe_object; "
+    "query with the engine's tool. Results are capped: check `truncated`."
+)
+
+
+def build_connectors(config: Config) -> dict[str, Connector]:
+    return {
+        name: connector_class(db.engine)(name, db, config.limits_for(name)) for name, db in config.databases.items()
+    }
+
+
+class App:
+    """Everything one server process holds: connectors, tool surface, metrics, audit, and the ASGI app."""
+
+    def __init__(self, config: Config, connectors: dict[str, Connector] | None = None):
+        self.config = config
+        self.connectors = connectors if connectors is not None else build_connectors(config)
+        self.metrics = Metrics()
+        self.audit = AuditLog(config.audit)
+        self.tools = Tools(config, self.connectors, self.audit, self.metrics)
+        self.mcp = Server(
+            "dbmcp",
+            version=__version__,
+            instructions=INSTRUCTIONS,
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+        )
+        self.session_manager = StreamableHTTPSessionManager(
+            app=self.mcp,
+            json_response=True,
+            stateless=config.server.stateless,
+            security_settings=transport_security(config),
+        )
+        self.asgi = self._build()
+
+    # ---- MCP handlers -----------------------------------------------------------------------------
+    def _caller(self, ctx: ServerRequestContext[Any, Any]) -> Caller:
+        request = ctx.request
+        caller = getattr(getattr(request, "state", None), "caller", None)
+        if caller is None:  # the caller middleware always sets it; anything else is a bug: deny
+            return Caller(None, None, {})
+        return caller
+
+    async def _list_tools(self, ctx: ServerRequestContext[Any, Any], params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=self.tools.visible(self._caller(ctx)))
+
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        return await self.tools.call(self._caller(ctx), params.name, params.arguments)
+
+    # ---- HTTP -------------------------------------------------------------------------------------
+    def _build(self) -> Starlette:
+        mcp_endpoint = CallerMiddleware(StreamableHTTPASGIApp(self.session_manager), self.config)
+        routes = [
+            Route(self.config.server.path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/metrics", self.metrics_endpoint, methods=["GET"]),
+        ]
+        return Starlette(routes=routes, lifespan=self.lifespan)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        await asyncio.gather(*(c.start() for c in self.connectors.values()))
+        try:
+            async with self.session_manager.run():
+                yield
+        finally:
+            await asyncio.gather(*(c.close() for c in self.connectors.values()), return_exceptions=True)
+            self.audit.close()
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        statuses = await self.database_statuses()
+        ready = all(s == "ok" for s in statuses.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", "databases": statuses},
+                            status_code=200 if ready else 503)
+
+    async def database_statuses(self) -> dict[str, str]:
+        async def one(connector: Connector) -> str:
+            try:
+                await asyncio.wait_for(connector.ping(), _PING_TIMEOUT_S)
+                return "ok"
+            except ToolError as e:
+                return e.message
+            except TimeoutError:
+                return f"database {connector.name!r} did not answer within {_PING_TIMEOUT_S:g} s"
+
+        names = list(self.connectors)
+        results = await asyncio.gather(*(one(self.connectors[n]) for n in names))
+        return dict(zip(names, results, strict=True))
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+class CallerMiddleware:
+    """Decides who is calling and attaches a permissions.Caller to the request (request.state.caller)."""
+
+    def __init__(self, app: ASGIApp, config: Config):
+        self.app = app
+        self.config = config
+        self._anonymous = permissions.anonymous(config) if config.auth.mode == "none" else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._anonymous is None:
+            response = JSONResponse({"error": "invalid_token", "error_description": "authentication required"},
+                                    status_code=401)
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["caller"] = self._anonymous
+        await self.app(scope, receive, send)
+
+
+def transport_security(config: Config) -> TransportSecuritySettings:
+    """DNS-rebinding protection: Host (and Origin, when sent) must name this server."""
+    hosts = ["127.0.0.1", "localhost", "[::1]"]
+    if config.server.host not in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
+        hosts.append(f"[{config.server.host}]" if ":" in config.server.host else config.server.host)
+    if config.server.public_url:
+        hosts.append(urlsplit(config.server.public_url).netloc)
+    hosts.extend(config.server.allowed_hosts)
+    allowed_hosts, allowed_origins = [], []
+    for host in dict.fromkeys(hosts):
+        allowed_hosts += [host, f"{host}:*"] if not _has_port(host) else [host]
+        allowed_origins += [f"{scheme}://{h}" for scheme in ("http", "https") for h in
+                            ([host, f"{host}:*"] if not _has_port(host) else [host])]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins
+    )
+
+
+def _has_port(host: str) -> bool:
+    return host.rsplit("]", 1)[-1].count(":") == 1

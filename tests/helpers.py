@@ -1,0 +1,50 @@
+"""Test helpers that need no database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+
+from dbmcp.demo.pg import free_port
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+class ServeProcess:
+    """`dbmcp serve` as a real subprocess on a free loopback port."""
+
+    def __init__(self, config: Path, env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dbmcp.cli", "serve", "--config", str(config), "--port", str(self.port)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dbmcp serve exited: {self.proc.stderr.read().decode()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    pass
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return
+            except (OSError, httpx.HTTPError):
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("dbmcp serve did not become healthy")
+
+    def stop(self, sig: int = 15, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
