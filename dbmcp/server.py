@@ -102,6 +102,9 @@ class App:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         await asyncio.gather(*(c.start() for c in self.connectors.values()))
+        server = self.config.server
+        log.info("serving %d database(s) at http://%s:%s%s (auth %s)", len(self.connectors), server.host,
+                 server.port, server.path, self.config.auth.mode)
         try:
             async with self.session_manager.run():
                 yield

@@ -39,6 +39,7 @@ async def prepare(pg: EmbeddedPostgres, scale: float = 1.0) -> dict[str, int]:
             GRANT CONNECT ON DATABASE {DATABASE} TO {ROLE};
             GRANT USAGE ON SCHEMA store TO {ROLE};
             GRANT SELECT ON ALL TABLES IN SCHEMA store TO {ROLE};
+            REVOKE SELECT ON store.customer_secrets FROM {ROLE};  -- hidden by the config, and by the database
             """
         )
     finally:
