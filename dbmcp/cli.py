@@ -28,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_p.add_argument("--config", required=True, metavar="PATH")
     demo_p = sub.add_parser("demo", help="serve a sample store database on an embedded PostgreSQL")
     demo_p.add_argument("--port", type=int, default=8765)
+    sub.add_parser("keygen", help="print a new API key and its sha256 for auth.api_keys")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     try:
@@ -35,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(load(args.config, host=args.host, port=args.port))
         if args.command == "check":
             return asyncio.run(check(load(args.config)))
+        if args.command == "keygen":
+            return keygen()
         from dbmcp.demo.launcher import run_demo
 
         return run_demo(args.port)
@@ -74,6 +77,16 @@ def serve(config: Config) -> int:
     if not server.started:
         return 1
     log.info("dbmcp stopped")
+    return 0
+
+
+def keygen() -> int:
+    from dbmcp.auth.api_keys import generate
+
+    key, digest = generate()
+    print(f"key:        {key}")
+    print(f"key_sha256: {digest}")
+    print("Give the key to the client (Authorization: Bearer <key>); put only key_sha256 in the config.")
     return 0
 
 

@@ -334,8 +334,6 @@ def _semantic_problems(config: Config) -> list[tuple[tuple, str]]:
             (("server", "host"), f"auth.mode none is refused on non-loopback host {config.server.host!r}; "
              "use 127.0.0.1 or set auth.mode to api_keys or oauth")
         )
-    if config.auth.mode != "none":
-        problems.append((("auth", "mode"), f"auth.mode {config.auth.mode} is not available in this dbmcp version yet"))
     if config.auth.mode == "oauth" and not config.server.public_url:
         problems.append((("server", "public_url"), "required when auth.mode is oauth (it is the token audience)"))
     from dbmcp.connectors import available_engines  # late: connectors import drivers

@@ -21,10 +21,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dbmcp import __version__, permissions
+from dbmcp import __version__
 from dbmcp.audit import AuditLog
+from dbmcp.auth.gate import AuthGate, build_verifier, metadata_routes
 from dbmcp.config import Config
 from dbmcp.connectors import connector_class
 from dbmcp.connectors.base import Connector
@@ -57,6 +57,7 @@ class App:
         self.metrics = Metrics()
         self.audit = AuditLog(config.audit)
         self.tools = Tools(config, self.connectors, self.audit, self.metrics)
+        self.verifier = build_verifier(config)
         self.mcp = Server(
             "dbmcp",
             version=__version__,
@@ -76,7 +77,7 @@ class App:
     def _caller(self, ctx: ServerRequestContext[Any, Any]) -> Caller:
         request = ctx.request
         caller = getattr(getattr(request, "state", None), "caller", None)
-        if caller is None:  # the caller middleware always sets it; anything else is a bug: deny
+        if caller is None:  # the auth gate always sets it; anything else is a bug: deny
             return Caller(None, None, {})
         return caller
 
@@ -90,8 +91,9 @@ class App:
 
     # ---- HTTP -------------------------------------------------------------------------------------
     def _build(self) -> Starlette:
-        mcp_endpoint = CallerMiddleware(StreamableHTTPASGIApp(self.session_manager), self.config)
+        mcp_endpoint = AuthGate(StreamableHTTPASGIApp(self.session_manager), self.config, self.verifier)
         routes = [
+            *metadata_routes(self.config),
             Route(self.config.server.path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
@@ -110,6 +112,8 @@ class App:
                 yield
         finally:
             await asyncio.gather(*(c.close() for c in self.connectors.values()), return_exceptions=True)
+            if self.verifier is not None:
+                await self.verifier.close()
             self.audit.close()
 
     async def healthz(self, request: Request) -> Response:
@@ -137,24 +141,6 @@ class App:
 
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
-
-
-class CallerMiddleware:
-    """Decides who is calling and attaches a permissions.Caller to the request (request.state.caller)."""
-
-    def __init__(self, app: ASGIApp, config: Config):
-        self.app = app
-        self.config = config
-        self._anonymous = permissions.anonymous(config) if config.auth.mode == "none" else None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._anonymous is None:
-            response = JSONResponse({"error": "invalid_token", "error_description": "authentication required"},
-                                    status_code=401)
-            await response(scope, receive, send)
-            return
-        scope.setdefault("state", {})["caller"] = self._anonymous
-        await self.app(scope, receive, send)
 
 
 def transport_security(config: Config) -> TransportSecuritySettings:
