@@ -23,7 +23,7 @@ ROLE = "dbmcp_demo"  # the least-privilege role dbmcp connects as: SELECT only, 
 
 
 async def prepare(pg: EmbeddedPostgres, scale: float = 1.0) -> dict[str, int]:
-    """Create the store database, load the dataset, and a read-only role for dbmcp to connect as."""
+    """Create the store database on the embedded server and load it (see load_store)."""
     admin = await asyncpg.connect(pg.dsn())
     try:
         await admin.execute(f"CREATE DATABASE {DATABASE}")
@@ -31,20 +31,33 @@ async def prepare(pg: EmbeddedPostgres, scale: float = 1.0) -> dict[str, int]:
         await admin.close()
     conn = await asyncpg.connect(pg.dsn(DATABASE))
     try:
-        counts = await dataset.load(conn, scale=scale)
-        await conn.execute(
-            f"""
-            CREATE ROLE {ROLE} LOGIN;
-            ALTER ROLE {ROLE} SET default_transaction_read_only = on;
-            GRANT CONNECT ON DATABASE {DATABASE} TO {ROLE};
-            GRANT USAGE ON SCHEMA store TO {ROLE};
-            GRANT SELECT ON ALL TABLES IN SCHEMA store TO {ROLE};
-            REVOKE SELECT ON store.customer_secrets FROM {ROLE};  -- hidden by the config, and by the database
-            """
-        )
+        return await load_store(conn, scale=scale)
     finally:
         await conn.close()
+
+
+async def load_store(
+    conn: asyncpg.Connection, scale: float = 1.0, reader_password: str | None = None
+) -> dict[str, int]:
+    """Load the dataset and create the least-privilege role dbmcp connects as (SELECT only, read-only)."""
+    counts = await dataset.load(conn, scale=scale)
+    login = "LOGIN" if reader_password is None else "LOGIN PASSWORD " + _literal(reader_password)
+    database = await conn.fetchval("SELECT current_database()")
+    await conn.execute(
+        f"""
+        CREATE ROLE {ROLE} {login};
+        ALTER ROLE {ROLE} SET default_transaction_read_only = on;
+        GRANT CONNECT ON DATABASE "{database}" TO {ROLE};
+        GRANT USAGE ON SCHEMA store TO {ROLE};
+        GRANT SELECT ON ALL TABLES IN SCHEMA store TO {ROLE};
+        REVOKE SELECT ON store.customer_secrets FROM {ROLE};  -- hidden by the config, and by the database
+        """
+    )
     return counts
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def banner(url: str) -> str:
