@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_p.add_argument("--config", required=True, metavar="PATH")
     serve_p.add_argument("--host")
     serve_p.add_argument("--port", type=int)
+    serve_p.add_argument("--workers", type=int, default=1, help="worker processes (stateless mode: any answers any)")
     check_p = sub.add_parser("check", help="validate the config and connect to every database")
     check_p.add_argument("--config", required=True, metavar="PATH")
     demo_p = sub.add_parser("demo", help="serve a sample store database on an embedded PostgreSQL")
@@ -33,7 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         if args.command == "serve":
-            return serve(load(args.config, host=args.host, port=args.port))
+            config = load(args.config, host=args.host, port=args.port)
+            if args.workers > 1:
+                os.environ["DBMCP_LOG_LEVEL"] = args.log_level
+                return serve_workers(config, args.config, args.host, args.port, args.workers)
+            return serve(config)
         if args.command == "check":
             return asyncio.run(check(load(args.config)))
         if args.command == "keygen":
@@ -87,6 +93,22 @@ def keygen() -> int:
     print(f"key:        {key}")
     print(f"key_sha256: {digest}")
     print("Give the key to the client (Authorization: Bearer <key>); put only key_sha256 in the config.")
+    return 0
+
+
+def serve_workers(config: Config, path: str, host: str | None, port: int | None, workers: int) -> int:
+    """N processes on one socket (uvicorn's supervisor); each loads the same config. Needs stateless mode."""
+    import uvicorn
+
+    if not config.server.stateless:
+        print("config error: --workers needs server.stateless: true (sessions live in one process)", file=sys.stderr)
+        return 2
+    os.environ["DBMCP_CONFIG"] = path
+    os.environ["DBMCP_HOST"] = host or ""
+    os.environ["DBMCP_PORT"] = str(port) if port is not None else ""
+    uvicorn.run("dbmcp.server:app_from_environment", factory=True, host=config.server.host, port=config.server.port,
+                workers=workers, log_config=None, access_log=False, lifespan="on", server_header=False,
+                timeout_graceful_shutdown=config.server.shutdown_timeout_s)
     return 0
 
 

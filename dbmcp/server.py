@@ -42,6 +42,20 @@ INSTRUCTIONS = (
 )
 
 
+def app_from_environment() -> Starlette:
+    """The ASGI app of one worker of `dbmcp serve --workers N` (config path and overrides from the parent)."""
+    import os
+
+    from dbmcp.cli import setup_logging
+    from dbmcp.config import load
+
+    setup_logging(os.environ.get("DBMCP_LOG_LEVEL", "info"))
+    port = os.environ.get("DBMCP_PORT")
+    config = load(os.environ["DBMCP_CONFIG"], host=os.environ.get("DBMCP_HOST") or None,
+                  port=int(port) if port else None)
+    return App(config).asgi
+
+
 def build_connectors(config: Config) -> dict[str, Connector]:
     return {
         name: connector_class(db.engine)(name, db, config.limits_for(name)) for name, db in config.databases.items()

@@ -23,11 +23,11 @@ def write_config(path: Path, text: str) -> Path:
 class ServeProcess:
     """`dbmcp serve` as a real subprocess on a free loopback port."""
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None):
+    def __init__(self, config: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dbmcp.cli", "serve", "--config", str(config), "--port", str(self.port)],
+            [sys.executable, "-m", "dbmcp.cli", "serve", "--config", str(config), "--port", str(self.port), *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
         )
         deadline = time.monotonic() + 30

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -120,3 +122,37 @@ def test_sigterm_drains_and_exits_zero(store_url, tmp_path):
     assert proc.stop(signal.SIGTERM) == 0
     proc = ServeProcess(config)
     assert proc.stop(signal.SIGINT) == 0
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+async def test_workers_share_the_load_without_sessions(store_url, tmp_path):
+    """--workers 2 in stateless mode: every request, on any worker, is answered; SIGTERM still exits 0."""
+    config = write_config(tmp_path / "c.yaml", f"""
+        databases:
+          store: {{engine: postgres, url: "{store_url}"}}
+        audit: {{path: "off"}}
+    """)
+    proc = ServeProcess(config, args=("--workers", "2"))
+    try:
+        assert len([c for c in _children(proc.proc.pid) if Path(f"/proc/{c}/cmdline").exists()]) >= 2
+
+        async def one(i: int) -> int:
+            async with Client(proc.url + "/mcp") as client:
+                result = await client.call_tool("sql_query", {"database": "store", "sql": f"select {i}"})
+                assert not result.is_error
+                return result.structured_content["rows"][0][0]
+
+        assert await asyncio.gather(*(one(i) for i in range(20))) == list(range(20))
+    finally:
+        assert proc.stop(signal.SIGTERM) == 0
