@@ -145,7 +145,7 @@ async def test_workers_share_the_load_without_sessions(store_url, tmp_path):
     """)
     proc = ServeProcess(config, args=("--workers", "2"))
     try:
-        assert len([c for c in _children(proc.proc.pid) if Path(f"/proc/{c}/cmdline").exists()]) >= 2
+        assert len(_children(proc.proc.pid)) >= 2
 
         async def one(i: int) -> int:
             async with Client(proc.url + "/mcp") as client:
