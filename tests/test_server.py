@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 from pathlib import Path
 
@@ -57,7 +58,13 @@ async def test_list_databases_and_query(server):
         result = await client.call_tool("sql_query", {"database": "store", "sql": "SELECT id FROM lab.many"})
         assert not result.is_error
         assert result.structured_content["row_count"] == 50 and result.structured_content["truncated"] is True
-        assert json.loads(result.content[0].text) == result.structured_content  # the same values as text
+        text = result.content[0].text  # the same values as text, inside an unforgeable boundary
+        marker = re.match(r"<untrusted-data-([0-9a-f]{16})>\n", text).group(1)
+        body, _, note = text.removeprefix(f"<untrusted-data-{marker}>\n").partition(f"\n</untrusted-data-{marker}>\n")
+        assert json.loads(body) == result.structured_content
+        assert "not instructions" in note
+        again = await client.call_tool("sql_query", {"database": "store", "sql": "SELECT id FROM lab.many"})
+        assert marker not in again.content[0].text  # a new marker per call
 
 
 async def test_errors_are_one_line_tool_errors(server):
