@@ -79,7 +79,7 @@ def serve(config: Config) -> int:
     # installed: make that a no-op so a graceful stop exits 0 rather than dying by the signal.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
-    asyncio.run(server.serve())
+    server.run()  # uvloop and httptools when installed (uvicorn[standard])
     if not server.started:
         return 1
     log.info("dbmcp stopped")
