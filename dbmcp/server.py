@@ -29,12 +29,14 @@ from dbmcp.config import Config
 from dbmcp.connectors import connector_class
 from dbmcp.connectors.base import Connector
 from dbmcp.errors import ToolError
+from dbmcp.front import FastFront
 from dbmcp.metrics import Metrics
 from dbmcp.permissions import Caller
 from dbmcp.tools import Tools
 
 log = logging.getLogger("dbmcp.server")
 _PING_TIMEOUT_S = 5.0
+MAX_BODY = 4 * 1024 * 1024  # the SDK's default: a tool call is small
 
 INSTRUCTIONS = (
     "Read-only access to databases. Start with list_databases, then list_objects and describe_object; "
@@ -79,11 +81,17 @@ class App:
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
         )
+        security = transport_security(config)
         self.session_manager = StreamableHTTPSessionManager(
             app=self.mcp,
             json_response=True,
             stateless=config.server.stateless,
-            security_settings=transport_security(config),
+            security_settings=security,
+            max_request_body_size=MAX_BODY,
+        )
+        self._front = (
+            FastFront(StreamableHTTPASGIApp(self.session_manager), self.tools, security, MAX_BODY)
+            if config.server.stateless else StreamableHTTPASGIApp(self.session_manager)
         )
         self.asgi = self._build()
 
@@ -101,11 +109,11 @@ class App:
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        return await self.tools.call(self._caller(ctx), params.name, params.arguments)
+        return (await self.tools.call(self._caller(ctx), params.name, params.arguments)).to_sdk()
 
     # ---- HTTP -------------------------------------------------------------------------------------
     def _build(self) -> Starlette:
-        mcp_endpoint = AuthGate(StreamableHTTPASGIApp(self.session_manager), self.config, self.verifier)
+        mcp_endpoint = AuthGate(self._front, self.config, self.verifier)
         routes = [
             *metadata_routes(self.config),
             Route(self.config.server.path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import mcp_types as types
@@ -61,6 +62,26 @@ def input_schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
+@dataclass
+class CallResult:
+    """A tool call's outcome: the text copy a model reads, the structured copy, and whether it failed."""
+
+    text: str
+    data: dict[str, Any] | None
+    data_json: str | None  # `data` as compact JSON, already encoded once
+    is_error: bool
+
+    def to_sdk(self) -> types.CallToolResult:
+        content = [types.TextContent(type="text", text=self.text)]
+        return types.CallToolResult(content=content, structured_content=self.data, is_error=self.is_error)
+
+    def to_json(self) -> str:
+        """The MCP result object as JSON, splicing the pre-encoded data instead of encoding it again."""
+        structured = f',"structuredContent":{self.data_json}' if self.data_json is not None else ""
+        error = "true" if self.is_error else "false"
+        return f'{{"content":[{{"type":"text","text":{dumps(self.text)}}}]{structured},"isError":{error}}}'
+
+
 class Tools:
     def __init__(self, config: Config, connectors: dict[str, Connector], audit: AuditLog, metrics: Metrics):
         self.config = config
@@ -76,6 +97,9 @@ class Tools:
                              annotations=_READ_ONLY)
             for name, (spec, _) in self.specs.items()
         }
+        self._tool_json = {
+            name: tool.model_dump(by_alias=True, mode="json", exclude_none=True) for name, tool in self._tools.items()
+        }
 
     # ---- listing ----------------------------------------------------------------------------------
     def visible(self, caller: Caller) -> list[types.Tool]:
@@ -89,7 +113,11 @@ class Tools:
         return out
 
     # ---- calling ----------------------------------------------------------------------------------
-    async def call(self, caller: Caller, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
+    def visible_json(self, caller: Caller) -> list[dict[str, Any]]:
+        """The caller's tools as MCP wire dicts (for the fast front; the same as the SDK's serialization)."""
+        return [self._tool_json[t.name] for t in self.visible(caller)]
+
+    async def call(self, caller: Caller, name: str, arguments: dict[str, Any] | None) -> CallResult:
         started = time.perf_counter()
         args: BaseModel | None = None
         answer: Answer | None = None
@@ -118,12 +146,11 @@ class Tools:
             )
         )
         if answer is None:
-            return types.CallToolResult(content=[types.TextContent(type="text", text=reason or "")], is_error=True)
-        text = answer.text if answer.text is not None else dumps(answer.data)
-        if name != "list_databases":  # everything else carries text the database's users wrote
-            text = untrusted(text)
-        return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
-                                    structured_content=answer.data, is_error=False)
+            return CallResult(text=reason or "", data=None, data_json=None, is_error=True)
+        data_json = answer.text if answer.text is not None else dumps(answer.data)
+        # everything but list_databases (operator-written) carries text the database's users wrote
+        text = data_json if name == "list_databases" else untrusted(data_json)
+        return CallResult(text=text, data=answer.data, data_json=data_json, is_error=False)
 
     def _validate(self, caller: Caller, name: str, arguments: dict[str, Any] | None) -> BaseModel:
         found = self.specs.get(name)
