@@ -16,8 +16,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dbmcp import permissions
 from dbmcp.auth import AuthError, Identity, Verifier
 from dbmcp.auth.api_keys import ApiKeyVerifier
-from dbmcp.auth.introspection import IntrospectionVerifier
-from dbmcp.auth.jwt import JwtVerifier, looks_like_jwt
 from dbmcp.config import Config
 
 METADATA_PATH = "/.well-known/oauth-protected-resource"
@@ -27,6 +25,9 @@ class OAuthVerifier:
     """JWTs against the issuer's keys; other (opaque) tokens through introspection when it is configured."""
 
     def __init__(self, config: Config):
+        from dbmcp.auth.introspection import IntrospectionVerifier  # JOSE and HTTP client: oauth mode only
+        from dbmcp.auth.jwt import JwtVerifier
+
         auth = config.auth
         audience = auth.audience or config.server.public_url or ""
         self.jwt = JwtVerifier(auth.issuer or "", audience, auth.jwks_uri)
@@ -35,7 +36,7 @@ class OAuthVerifier:
         )
 
     async def verify(self, token: str) -> Identity:
-        if looks_like_jwt(token):
+        if token.count(".") == 2:  # a JWT
             return await self.jwt.verify(token)
         if self.introspection is not None:
             return await self.introspection.verify(token)

@@ -119,10 +119,6 @@ class JwtVerifier:
         await self.http.aclose()
 
 
-def looks_like_jwt(token: str) -> bool:
-    return token.count(".") == 2
-
-
 def _header(token: str) -> dict[str, Any]:
     import base64
 
