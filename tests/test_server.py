@@ -71,7 +71,7 @@ async def test_errors_are_one_line_tool_errors(server):
     async with Client(server.url + "/mcp") as client:
         cases = {
             ("sql_query", '{"database": "nope", "sql": "select 1"}'): "unknown database 'nope'; available: down, store",
-            ("sql_query", '{"database": "store", "sql": "drop table store.orders"}'): "only read-only queries are allowed (SELECT, WITH, VALUES, TABLE); got DROP",
+            ("sql_query", '{"database": "store", "sql": "drop table store.orders"}'): "refused: DROP is not allowed; dbmcp runs read-only queries",
             ("sql_query", '{"database": "store"}'): "invalid arguments: sql: required",
             ("sql_query", '{"database": "store", "sql": "select 1", "x": 1}'): "x: unknown argument",
             ("describe_object", '{"database": "store", "object": "lab.hidden"}'): "unknown object 'lab.hidden'",

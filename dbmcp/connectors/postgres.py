@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
 import ssl
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -30,6 +33,7 @@ from dbmcp.results import RowBudget, dumps, json_safe
 log = logging.getLogger("dbmcp.postgres")
 T = TypeVar("T")
 _CHUNK = 5000  # rows per cursor round trip
+_POLICY_RELOAD_S = 2.0  # at most this often, re-read the catalog when a query names something it lacks
 _GRACE_S = 5.0  # client-side deadline beyond the server's statement_timeout
 
 
@@ -77,6 +81,8 @@ class PostgresConnector(Connector):
         super().__init__(name, config, limits)
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
+        self._policy: guard.SqlPolicy | None = None
+        self._policy_loaded_at = 0.0
 
     # ---- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -110,6 +116,7 @@ class PostgresConnector(Connector):
                         timeout=self.config.connect_timeout_s,
                         ssl=self._ssl(),
                         init=_init_connection,
+                        reset=_after_rollback,
                         server_settings={
                             "application_name": "dbmcp",
                             "default_transaction_read_only": "on",
@@ -173,8 +180,8 @@ class PostgresConnector(Connector):
             try:
                 return await fn(conn)
             finally:
-                try:
-                    await conn.execute("ROLLBACK")
+                try:  # one round trip: end the transaction, then release what a session could still hold
+                    await conn.execute("ROLLBACK; SELECT pg_catalog.pg_advisory_unlock_all(); UNLISTEN *")
                 except Exception:  # the connection is unusable: drop it rather than return it to the pool
                     conn.terminate()
 
@@ -189,19 +196,47 @@ class PostgresConnector(Connector):
             return await self.explain(args.sql)  # type: ignore[attr-defined]
         raise ToolError(f"unknown tool {tool!r}")
 
+    async def guard_check(self, sql: str) -> guard.Checked:
+        """The guard's verdict, with this database's allowlist and catalog (read once, again when it lags)."""
+        for attempt in (1, 2):
+            policy = self._policy if self._policy is not None else await self._load_policy()
+            try:
+                return guard.check_query(sql, policy)
+            except guard.NeedsCatalog as e:
+                if attempt == 2 or time.monotonic() - self._policy_loaded_at < _POLICY_RELOAD_S:
+                    raise self._worded(e) from None
+                await self._load_policy()
+            except guard.HiddenRelation as e:
+                raise self._worded(e) from None
+        raise AssertionError("unreachable")
+
+    def _worded(self, e: Exception) -> Refused:
+        """Hidden and unknown relations read exactly like PostgreSQL's own error for a missing one."""
+        message = e.message if isinstance(e, Refused) else str(e)
+        return Refused(f"database {self.name!r}: {message}" if isinstance(e, guard.HiddenRelation) else message)
+
+    async def _load_policy(self) -> guard.SqlPolicy:
+        facts = await self._with_conn(lambda conn: conn.fetchrow(catalog.GUARD_FACTS))
+        self._policy = catalog.guard_policy(facts, self.allowlist.allows, self.config.allow_functions,
+                                            self.limits.timeout_s)
+        self._policy_loaded_at = time.monotonic()
+        return self._policy
+
     async def query(self, sql: str, params: list[Any]) -> Answer:
-        guard.check_query(sql)
+        await self.guard_check(sql)
         limits = self.limits
 
         async def run(conn: asyncpg.Connection) -> Answer:
             stmt = await conn.prepare(sql)
-            columns = [{"name": a.name, "type": _type_name(a.type)} for a in stmt.get_attributes()]
+            attributes = stmt.get_attributes()
+            columns = [{"name": a.name, "type": _type_name(a.type)} for a in attributes]
+            convert = _row_converter([a.type for a in attributes])
             budget = RowBudget(limits.max_rows, limits.max_bytes)
-            cursor = await stmt.cursor(*params)
+            cursor = await stmt.cursor(*_coerce_params(params, stmt.get_parameters()))
             while not budget.truncated:
                 chunk = await cursor.fetch(min(_CHUNK, limits.max_rows + 1 - len(budget.rows)))
                 for record in chunk:
-                    if not budget.add([json_safe(v) for v in record.values()]):
+                    if not budget.add(convert(record)):
                         break
                 if len(chunk) == 0:
                     break
@@ -217,7 +252,7 @@ class PostgresConnector(Connector):
         return await self._read_only(run)
 
     async def explain(self, sql: str) -> Answer:
-        checked = guard.check_query(sql)
+        checked = await self.guard_check(sql)
         has_params = checked.tree.find(guard.exp.Parameter) is not None
 
         async def run(conn: asyncpg.Connection) -> Answer:
@@ -281,6 +316,42 @@ class PostgresConnector(Connector):
                 "use a role with SELECT only"
             )
         return warnings
+
+
+_FROM_TEXT: dict[str, Callable[[str], Any]] = {
+    "timestamptz": datetime.datetime.fromisoformat, "timestamp": datetime.datetime.fromisoformat,
+    "date": datetime.date.fromisoformat, "time": datetime.time.fromisoformat, "timetz": datetime.time.fromisoformat,
+    "int2": int, "int4": int, "int8": int, "oid": int, "float4": float, "float8": float, "uuid": uuid.UUID,
+    "bool": lambda v: {"true": True, "false": False, "t": True, "f": False}[v.lower()],
+}
+
+
+def _coerce_params(params: list[Any], types: tuple[Any, ...]) -> list[Any]:
+    """JSON has no dates, UUIDs or 64-bit precision guarantees: accept their text forms for typed $n parameters."""
+    out = []
+    for i, (value, t) in enumerate(zip(params, types, strict=False), start=1):
+        parse = _FROM_TEXT.get(t.name) if isinstance(value, str) else None
+        try:
+            out.append(parse(value) if parse else value)
+        except (ValueError, KeyError):
+            raise ToolError(f"params: ${i} {value!r} is not a valid {t.name}") from None
+    return out + list(params[len(out):])
+
+
+async def _after_rollback(conn: asyncpg.Connection) -> None:
+    """Pool reset: nothing left to do; every call ends with ROLLBACK and the session cleanup (see _read_only)."""
+
+
+_IDENTITY_TYPES = frozenset({"int2", "int4", "int8", "oid", "text", "varchar", "bpchar", "name", "bool", "numeric",
+                             "interval", "char", "citext"})
+
+
+def _row_converter(types: list[Any]) -> Callable[[asyncpg.Record], list[Any]]:
+    """Per-column conversion to JSON-safe values, chosen once per statement from the column types."""
+    converters = [None if t.name in _IDENTITY_TYPES else json_safe for t in types]
+    if not any(converters):
+        return list
+    return lambda record: [v if c is None or v is None else c(v) for c, v in zip(converters, record, strict=True)]
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -7,6 +7,9 @@ from typing import Any
 
 import asyncpg
 
+from dbmcp.guards.sql import SqlPolicy
+from dbmcp.guards.sql_functions import FunctionCatalog
+
 KINDS = {
     "r": "table",
     "p": "partitioned table",
@@ -77,6 +80,22 @@ WHERE i.indrelid = $1
 ORDER BY ic.relname
 """
 
+# What the SQL guard needs to know (one round trip): search_path, functions by volatility, relations on the path.
+GUARD_FACTS = """
+SELECT current_schemas(true)::text[] AS search_path,
+       ARRAY(SELECT DISTINCT proname::text FROM pg_catalog.pg_proc
+             WHERE pronamespace = 'pg_catalog'::regnamespace AND provolatile <> 'v') AS builtin,
+       ARRAY(SELECT DISTINCT proname::text FROM pg_catalog.pg_proc
+             WHERE pronamespace = 'pg_catalog'::regnamespace AND provolatile = 'v') AS builtin_volatile,
+       ARRAY(SELECT ARRAY[n.nspname::text, p.proname::text, (p.provolatile = 'v' OR p.prosecdef)::text]
+             FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')) AS user_functions,
+       ARRAY(SELECT ARRAY[n.nspname::text, c.relname::text]
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+               AND n.nspname = ANY(current_schemas(true))) AS relations
+"""
+
 ROLE_CHECK = """
 SELECT r.rolname, r.rolsuper,
        (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -84,6 +103,30 @@ SELECT r.rolname, r.rolsuper,
           AND n.nspname NOT LIKE 'pg\\_toast%') AS owned
 FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
 """
+
+
+def guard_policy(facts: asyncpg.Record, allows: Callable[[str], bool], allowed_functions: list[str],
+                 max_sleep_s: float) -> SqlPolicy:
+    """The guard's policy for one database from GUARD_FACTS and its config."""
+    safe: set[str] = set()
+    unsafe: set[str] = set()
+    for schema, name, risky in facts["user_functions"]:
+        for key in (f"{schema}.{name}".lower(), name.lower()):
+            (unsafe if risky == "true" else safe).add(key)
+    relations: dict[str, set[str]] = {}
+    for schema, name in facts["relations"]:
+        relations.setdefault(name, set()).add(schema)
+    return SqlPolicy(
+        allows=allows,
+        search_path=tuple(facts["search_path"]),
+        relations={name: frozenset(schemas) for name, schemas in relations.items()},
+        functions=FunctionCatalog(
+            builtin=frozenset(facts["builtin"]), builtin_volatile=frozenset(facts["builtin_volatile"]),
+            user_safe=frozenset(safe), user_unsafe=frozenset(unsafe),
+            allowed=frozenset(f.lower() for f in allowed_functions),
+        ),
+        max_sleep_s=max_sleep_s,
+    )
 
 
 async def resolve(conn: asyncpg.Connection, name: str) -> int | None:

@@ -81,7 +81,8 @@ async def test_max_bytes_truncates_and_stays_under_cap(store_url):
 @pytest.mark.parametrize(
     ("sql", "reason"),
     [
-        ("DELETE FROM store.orders", "DELETE"),
+        ("DELETE FROM store.orders", "refused: DELETE is not allowed; dbmcp runs read-only queries"),
+        ("SELECT pg_read_file('/etc/passwd')", "pg_read_file"),
         ("SELECT 1; DROP TABLE store.orders", "exactly one statement"),
         ("COMMIT; DROP TABLE store.orders", "exactly one statement"),
         ("WITH x AS (UPDATE store.orders SET total = 0 RETURNING id) SELECT * FROM x", "UPDATE"),
@@ -93,9 +94,11 @@ async def test_writes_are_refused_by_the_guard(pgc, sql, reason):
         await pgc.query(sql, [])
 
 
-async def test_database_is_the_second_wall(pgc, pg):
-    """Even a write the guard cannot see (inside a function) fails in the READ ONLY transaction."""
+async def test_database_is_the_second_wall(store_url, pg):
+    """A write the guard cannot see (inside a function the operator allowed) fails in the READ ONLY transaction."""
     admin = await asyncpg.connect(pg.dsn(DATABASE))
+    connector = make(store_url)
+    connector.config.allow_functions = ["lab.sneaky"]
     try:
         await admin.execute(
             "CREATE OR REPLACE FUNCTION lab.sneaky() RETURNS int LANGUAGE sql AS "
@@ -103,39 +106,85 @@ async def test_database_is_the_second_wall(pgc, pg):
             "GRANT EXECUTE ON FUNCTION lab.sneaky() TO dbmcp_demo; GRANT INSERT ON lab.many TO dbmcp_demo"
         )
         with pytest.raises(Refused, match="read-only transaction"):
-            await pgc.query("SELECT lab.sneaky()", [])
+            await connector.query("SELECT lab.sneaky()", [])
         assert await admin.fetchval("SELECT count(*) FROM lab.many WHERE id = 999999") == 0
     finally:
+        await connector.close()
         await admin.execute("REVOKE INSERT ON lab.many FROM dbmcp_demo; DROP FUNCTION lab.sneaky()")
         await admin.close()
 
 
-async def test_session_changes_do_not_leak_between_calls(store_url):
+async def test_volatile_user_functions_are_refused_unless_allowed(store_url, pg):
+    admin = await asyncpg.connect(pg.dsn(DATABASE))
+    connector = make(store_url)
+    try:
+        await connector.query("SELECT 1", [])  # the catalog is read now, before the functions exist
+        await admin.execute("CREATE FUNCTION lab.tick() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 1';"
+                            "CREATE FUNCTION lab.pure(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 2'")
+        connector._policy_loaded_at -= 60  # as if the reload rate limit had passed
+        with pytest.raises(Refused, match=r"lab.tick\(\) is not allowed: it is VOLATILE"):
+            await connector.query("SELECT lab.tick()", [])  # unknown to the old catalog: read again, then judged
+        assert (await connector.query("SELECT lab.pure(21)", [])).data["rows"] == [[42]]
+    finally:
+        await connector.close()
+        await admin.execute("DROP FUNCTION lab.tick(); DROP FUNCTION lab.pure(int)")
+        await admin.close()
+
+
+async def test_session_changes_do_not_leak_between_calls(store_url, pg):
+    """Even a session-level change made by an allowed function is rolled back with the call."""
+    admin = await asyncpg.connect(pg.dsn(DATABASE))
+    await admin.execute("CREATE FUNCTION lab.set_path() RETURNS text LANGUAGE sql AS "
+                        "$$ SELECT set_config('search_path', 'lab', false) $$")
     connector = make(store_url, max_rows=5)
     connector.config.pool_max_size = 1  # one connection: every call reuses it
+    connector.config.allow_functions = ["lab.set_path"]
     try:
-        await connector.query("SELECT set_config('search_path', 'lab', false)", [])
+        await connector.query("SELECT lab.set_path()", [])
         answer = await connector.query("SELECT current_setting('search_path')", [])
         assert answer.data["rows"][0][0] != "lab"  # rolled back with the transaction
     finally:
         await connector.close()
+        await admin.execute("DROP FUNCTION lab.set_path()")
+        await admin.close()
 
 
 async def test_timeout_is_one_line_and_the_connector_keeps_serving(store_url):
     connector = make(store_url, timeout_s=0.5)
     try:
         with pytest.raises(ToolError, match=r"timed out after 0.5 s \(limits.timeout_s\)"):
-            await connector.query("SELECT pg_sleep(5)", [])
+            await connector.query("SELECT count(*) FROM generate_series(1, 1000000000)", [])
         assert (await connector.query("SELECT 1", [])).data["rows"] == [[1]]
     finally:
         await connector.close()
+
+
+async def test_hidden_and_unknown_relations_read_alike(pgc):
+    messages = []
+    for name in ("lab.hidden", "lab.no_such_table"):
+        with pytest.raises(ToolError) as e:
+            await pgc.query(f"SELECT * FROM {name}", [])
+        messages.append(e.value.message.replace(name, "X"))
+    assert messages[0] == messages[1] == "database 'store': relation \"X\" does not exist"
+
+
+async def test_params_accept_text_forms(pgc):
+    answer = await pgc.query(
+        "SELECT $1::timestamptz, $2::date, $3::uuid, $4::int8, $5::numeric, $6::bool",
+        ["2026-01-02T03:04:05Z", "2026-01-02", "11111111-2222-3333-4444-555555555555", "9007199254740993", "1.10",
+         "true"],
+    )
+    assert answer.data["rows"] == [["2026-01-02T03:04:05+00:00", "2026-01-02", "11111111-2222-3333-4444-555555555555",
+                                    9007199254740993, "1.10", True]]
+    with pytest.raises(ToolError, match=r"params: \$1 'yesterday' is not a valid date"):
+        await pgc.query("SELECT $1::date", ["yesterday"])
 
 
 async def test_database_errors_are_one_line(pgc):
     with pytest.raises(ToolError) as e:
         await pgc.query("SELECT no_such_column FROM store.orders", [])
     assert e.value.message == "database 'store': column \"no_such_column\" does not exist"
-    with pytest.raises(ToolError, match="invalid input for query argument"):
+    with pytest.raises(ToolError, match=r"params: \$1 .not a number. is not a valid int8"):
         await pgc.query("SELECT * FROM store.orders WHERE id = $1", ["not a number"])
 
 
