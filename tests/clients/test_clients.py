@@ -95,6 +95,36 @@ async def test_mcp_remote_gateway_as_claude_desktop_runs_it(keyed_server, tmp_pa
         assert refused.is_error
 
 
+async def test_mcp_remote_with_an_oauth_access_token(store_url, tmp_path):
+    """The gateway path with a JWT from the organisation's IdP (a loopback test IdP here)."""
+    from tests.auth.idp import LoopbackIdP
+
+    idp = LoopbackIdP()
+    config = write_config(tmp_path / "c.yaml", f"""
+        server: {{public_url: "https://dbmcp.test/mcp"}}
+        auth: {{mode: oauth, issuer: "{idp.issuer}"}}
+        databases:
+          store: {{engine: postgres, url: "{store_url}", include: ["store.*"]}}
+        audit: {{path: "off"}}
+    """)
+    proc = ServeProcess(config)
+    try:
+        params = StdioServerParameters(
+            command=str(NODE_DIR / "node"),
+            args=[str(BIN / "mcp-remote"), proc.url + "/mcp", "--header",
+                  f"Authorization: Bearer {idp.token('store:schema')}", "--transport", "http-only"],
+            env=node_env(tmp_path),
+        )
+        async with Client(params, read_timeout_seconds=60) as client:
+            assert [t.name for t in (await client.list_tools()).tools] == [
+                "list_databases", "list_objects", "describe_object"]  # schema level: no query tools
+            denied = await client.call_tool("sql_query", {"database": "store", "sql": "select 1"})
+            assert denied.is_error and "scope 'store:read' grants it" in denied.content[0].text
+    finally:
+        proc.stop()
+        idp.close()
+
+
 # Server scenarios of the official conformance suite that apply to dbmcp (docs/conformance.md says why the
 # others do not: no resources, prompts, completions or logging; fixture tools of the reference server).
 APPLICABLE = ["server-initialize", "ping", "tools-list", "dns-rebinding-protection"]
