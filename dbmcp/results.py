@@ -17,12 +17,22 @@ import math
 import uuid
 from typing import Any
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+import orjson
+
+_std_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def dumps_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON of JSON-safe values (orjson; the standard library for integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError):
+        return _std_dumps(value).encode()
 
 
 def dumps(value: Any) -> str:
     """Compact JSON (the form counted against max_bytes and sent as the text copy)."""
-    return _dumps(value)
+    return dumps_bytes(value).decode()
 
 
 def json_safe(value: Any) -> Any:
@@ -69,7 +79,7 @@ class RowBudget:
         self.max_rows = max_rows
         self.max_bytes = max_bytes
         self.rows: list[Any] = []
-        self.encoded: list[str] = []
+        self.encoded: list[bytes] = []
         self.size = 2  # the enclosing brackets
         self.truncated = False
 
@@ -84,15 +94,14 @@ class RowBudget:
         if len(self.rows) >= self.max_rows:
             self.truncated = True
             return False
-        text = dumps(row)
-        size = len(text.encode("utf-8")) if not text.isascii() else len(text)
-        if self.size + size + 1 > self.max_bytes:
+        encoded = dumps_bytes(row)
+        if self.size + len(encoded) + 1 > self.max_bytes:
             self.truncated = True
             return False
         self.rows.append(row)
-        self.encoded.append(text)
-        self.size += size + 1
+        self.encoded.append(encoded)
+        self.size += len(encoded) + 1
         return True
 
     def json_rows(self) -> str:
-        return "[" + ",".join(self.encoded) + "]"
+        return (b"[" + b",".join(self.encoded) + b"]").decode()
