@@ -77,8 +77,10 @@ def test_interpolation_and_per_database_limits(tmp_path, monkeypatch):
         ("databases: [1, 2\n", "c.yaml:2: (top): invalid YAML"),
         ("databases: {}\n", "databases: Dictionary should have at least 1 item"),
         ("- a\n", "(top): the config must be a mapping"),
-        ("databases:\n  app:\n    engine: mongodb\n    url: mongodb://x\n    database: app\n",
-         "c.yaml:3: databases.app.engine: engine 'mongodb' is not available in this dbmcp version (available: postgres)"),
+        ("databases:\n  logs:\n    engine: elasticsearch\n    url: http://x\n",
+         "c.yaml:3: databases.logs.engine: engine 'elasticsearch' is not available in this dbmcp version "
+         "(available: postgres, mongodb)"),
+        ("databases:\n  app:\n    engine: mongodb\n    url: mongodb://x\n", "c.yaml:2: databases.app.database: required"),
         ("limits: {max_rows: 0}\n" + MINIMAL, "c.yaml:1: limits.max_rows: Input should be greater than or equal to 1"),
     ],
 )
