@@ -36,9 +36,9 @@ def test_minimal_config_has_contract_defaults(tmp_path):
 def test_full_example_parses(monkeypatch):
     for var in ("SALES_DATABASE_URL", "APP_MONGODB_URL", "LOGS_ES_API_KEY", "ANALYST_KEY", "INTROSPECTION_SECRET"):
         monkeypatch.setenv(var, "x" * 20)
-    with pytest.raises(ConfigError) as e:  # parses cleanly; only engines/auth not yet available are refused
-        load("config/full.yaml")
-    assert all("not available in this dbmcp version" in line for line in e.value.lines), e.value.lines
+    config = load("config/full.yaml")
+    assert {db.engine for db in config.databases.values()} == {"postgres", "mongodb", "elasticsearch"}
+    assert config.auth.mode == "api_keys" and config.databases["sales"].allow_functions == []
 
 
 def test_interpolation_and_per_database_limits(tmp_path, monkeypatch):
@@ -77,9 +77,6 @@ def test_interpolation_and_per_database_limits(tmp_path, monkeypatch):
         ("databases: [1, 2\n", "c.yaml:2: (top): invalid YAML"),
         ("databases: {}\n", "databases: Dictionary should have at least 1 item"),
         ("- a\n", "(top): the config must be a mapping"),
-        ("databases:\n  logs:\n    engine: elasticsearch\n    url: http://x\n",
-         "c.yaml:3: databases.logs.engine: engine 'elasticsearch' is not available in this dbmcp version "
-         "(available: postgres, mongodb)"),
         ("databases:\n  app:\n    engine: mongodb\n    url: mongodb://x\n", "c.yaml:2: databases.app.database: required"),
         ("limits: {max_rows: 0}\n" + MINIMAL, "c.yaml:1: limits.max_rows: Input should be greater than or equal to 1"),
     ],

@@ -9,6 +9,7 @@ from dbmcp.connectors.base import Connector
 _REGISTRY: dict[str, str] = {
     "postgres": "dbmcp.connectors.postgres:PostgresConnector",
     "mongodb": "dbmcp.connectors.mongodb:MongoConnector",
+    "elasticsearch": "dbmcp.connectors.elasticsearch:ElasticsearchConnector",
 }
 
 
