@@ -174,14 +174,18 @@ class PostgresConnector(Connector):
     def _timeout(self) -> ToolError:
         return ToolError(f"query timed out after {self.limits.timeout_s:g} s (limits.timeout_s)")
 
-    async def _read_only(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _read_only(self, fn: Callable[[asyncpg.Connection], Awaitable[T]], opaque: bool = False) -> T:
+        """fn inside BEGIN READ ONLY ... ROLLBACK. After a statement that ran user-defined functions (whose
+        bodies the guard cannot see), the same round trip also releases session locks and listeners."""
+        end = "ROLLBACK; SELECT pg_catalog.pg_advisory_unlock_all(); UNLISTEN *" if opaque else "ROLLBACK"
+
         async def run(conn: asyncpg.Connection) -> T:
             await conn.execute("BEGIN READ ONLY")
             try:
                 return await fn(conn)
             finally:
-                try:  # one round trip: end the transaction, then release what a session could still hold
-                    await conn.execute("ROLLBACK; SELECT pg_catalog.pg_advisory_unlock_all(); UNLISTEN *")
+                try:
+                    await conn.execute(end)
                 except Exception:  # the connection is unusable: drop it rather than return it to the pool
                     conn.terminate()
 
@@ -223,7 +227,7 @@ class PostgresConnector(Connector):
         return self._policy
 
     async def query(self, sql: str, params: list[Any]) -> Answer:
-        await self.guard_check(sql)
+        checked = await self.guard_check(sql)
         limits = self.limits
 
         async def run(conn: asyncpg.Connection) -> Answer:
@@ -249,7 +253,7 @@ class PostgresConnector(Connector):
             )
             return Answer(data, statement=sql, row_count=n, truncated=truncated, text=text)
 
-        return await self._read_only(run)
+        return await self._read_only(run, opaque=checked.opaque)
 
     async def explain(self, sql: str) -> Answer:
         checked = await self.guard_check(sql)
@@ -275,7 +279,7 @@ class PostgresConnector(Connector):
                     conn.terminate()
             return Answer({"plan": plan[0]["Plan"]}, statement=sql)
 
-        return await self._read_only(run)
+        return await self._read_only(run, opaque=checked.opaque)
 
     async def list_objects(self, pattern: str | None) -> Answer:
         rows = await self._read_only(lambda conn: conn.fetch(catalog.LIST_OBJECTS))

@@ -81,6 +81,7 @@ class Checked:
     sql: str
     tree: exp.Expression
     relations: tuple[str, ...]
+    opaque: bool = False  # it calls user-defined functions, whose bodies the guard cannot see
 
 
 def check_query(sql: str, policy: SqlPolicy) -> Checked:
@@ -91,6 +92,7 @@ def check_query(sql: str, policy: SqlPolicy) -> Checked:
     if not isinstance(tree, _READ_ROOTS):
         raise Refused(f"refused: {_kind(tree)} is not allowed; dbmcp runs read-only queries")
     relations: list[str] = []
+    opaque = False
     for node in tree.walk():
         if isinstance(node, _FORBIDDEN_TYPES):
             raise Refused(f"refused: {_FORBIDDEN[type(node)]} is not allowed; dbmcp runs read-only queries")
@@ -99,10 +101,10 @@ def check_query(sql: str, policy: SqlPolicy) -> Checked:
             if relation:
                 relations.append(relation)
         elif isinstance(node, exp.Anonymous):
-            _check_call(node, policy, relations)
+            opaque = _check_call(node, policy, relations) or opaque
         elif isinstance(node, exp.Cast) and node.to.sql(dialect="postgres").upper() in _REGCLASS:
             _check_relation_argument(node.this, policy, relations)
-    return Checked(sql=sql, tree=tree, relations=tuple(relations))
+    return Checked(sql=sql, tree=tree, relations=tuple(relations), opaque=opaque)
 
 
 @lru_cache(maxsize=1024)
@@ -204,7 +206,8 @@ def _shadowed_by_cte(table: exp.Table, name: str) -> bool:
     return False
 
 
-def _check_call(call: exp.Anonymous, policy: SqlPolicy, relations: list[str]) -> None:
+def _check_call(call: exp.Anonymous, policy: SqlPolicy, relations: list[str]) -> bool:
+    """Refuse a call that is not known to be read-only; return whether it is a user-defined function."""
     name = call.name.lower()
     schema = None
     if isinstance(call.parent, exp.Dot) and call.parent.expression is call:
@@ -221,6 +224,9 @@ def _check_call(call: exp.Anonymous, policy: SqlPolicy, relations: list[str]) ->
         index = positions.get(len(call.expressions))
         if index is not None:
             _check_relation_argument(call.expressions[index], policy, relations)
+    builtin = schema in (None, "pg_catalog") and (
+        name in policy.functions.builtin or name in policy.functions.builtin_volatile)
+    return not builtin
 
 
 def _sleep_reason(call: exp.Anonymous, limit: float) -> str | None:

@@ -149,6 +149,21 @@ async def test_session_changes_do_not_leak_between_calls(store_url, pg):
         await admin.close()
 
 
+async def test_session_locks_taken_by_allowed_functions_are_released(store_url, pg):
+    admin = await asyncpg.connect(pg.dsn(DATABASE))
+    await admin.execute("CREATE FUNCTION lab.locker() RETURNS void LANGUAGE sql AS $$ SELECT pg_advisory_lock(4242) $$")
+    connector = make(store_url)
+    connector.config.allow_functions = ["lab.locker"]
+    try:
+        await connector.query("SELECT lab.locker()", [])
+        held = await admin.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242")
+        assert held == 0
+    finally:
+        await connector.close()
+        await admin.execute("DROP FUNCTION lab.locker()")
+        await admin.close()
+
+
 async def test_timeout_is_one_line_and_the_connector_keeps_serving(store_url):
     connector = make(store_url, timeout_s=0.5)
     try:
