@@ -30,31 +30,27 @@ def node_env(tmp: Path) -> dict[str, str]:
             "npm_config_update_notifier": "false"}
 
 
-@pytest.fixture(scope="module")
-def keyed_server(store_url, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("clients")
+def _serve(store_url: str, tmp: Path, auth: str) -> ServeProcess:
     config = write_config(tmp / "c.yaml", f"""
-        auth:
-          mode: api_keys
-          api_keys: [{{name: desktop, key_sha256: "{digest(KEY)}", scopes: [store:read]}}]
+        {auth}
         databases:
           store: {{engine: postgres, url: "{store_url}", include: ["store.*"]}}
         audit: {{path: "off"}}
     """)
-    proc = ServeProcess(config)
+    return ServeProcess(config)
+
+
+@pytest.fixture(scope="module")
+def keyed_server(store_url, tmp_path_factory):
+    proc = _serve(store_url, tmp_path_factory.mktemp("clients"), "auth: {mode: api_keys, api_keys: "
+                  f'[{{name: desktop, key_sha256: "{digest(KEY)}", scopes: [store:read]}}]}}')
     yield proc
     proc.stop()
 
 
 @pytest.fixture(scope="module")
 def open_server(store_url, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("open")
-    config = write_config(tmp / "c.yaml", f"""
-        databases:
-          store: {{engine: postgres, url: "{store_url}", include: ["store.*"]}}
-        audit: {{path: "off"}}
-    """)
-    proc = ServeProcess(config)
+    proc = _serve(store_url, tmp_path_factory.mktemp("open"), "auth: {mode: none}")
     yield proc
     proc.stop()
 
@@ -100,14 +96,8 @@ async def test_mcp_remote_with_an_oauth_access_token(store_url, tmp_path):
     from tests.auth.idp import LoopbackIdP
 
     idp = LoopbackIdP()
-    config = write_config(tmp_path / "c.yaml", f"""
-        server: {{public_url: "https://dbmcp.test/mcp"}}
-        auth: {{mode: oauth, issuer: "{idp.issuer}"}}
-        databases:
-          store: {{engine: postgres, url: "{store_url}", include: ["store.*"]}}
-        audit: {{path: "off"}}
-    """)
-    proc = ServeProcess(config)
+    proc = _serve(store_url, tmp_path, f'auth: {{mode: oauth, issuer: "{idp.issuer}"}}\n'
+                  '        server: {public_url: "https://dbmcp.test/mcp"}')
     try:
         params = StdioServerParameters(
             command=str(NODE_DIR / "node"),

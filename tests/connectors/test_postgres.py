@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import asyncpg
 import pytest
@@ -94,74 +95,76 @@ async def test_writes_are_refused_by_the_guard(pgc, sql, reason):
         await pgc.query(sql, [])
 
 
+@contextlib.asynccontextmanager
+async def admin_objects(pg, create: str, drop: str):
+    """Objects a test creates as the superuser for its duration (the connector never could)."""
+    admin = await asyncpg.connect(pg.dsn(DATABASE))
+    await admin.execute(create)
+    try:
+        yield admin
+    finally:
+        await admin.execute(drop)
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def connector_allowing(url: str, functions: list[str], **limits):
+    connector = make(url, **limits)
+    connector.config.allow_functions = functions
+    try:
+        yield connector
+    finally:
+        await connector.close()
+
+
 async def test_database_is_the_second_wall(store_url, pg):
     """A write the guard cannot see (inside a function the operator allowed) fails in the READ ONLY transaction."""
-    admin = await asyncpg.connect(pg.dsn(DATABASE))
-    connector = make(store_url)
-    connector.config.allow_functions = ["lab.sneaky"]
-    try:
-        await admin.execute(
-            "CREATE OR REPLACE FUNCTION lab.sneaky() RETURNS int LANGUAGE sql AS "
-            "$$ INSERT INTO lab.many VALUES (999999, 'x') RETURNING 1 $$;"
-            "GRANT EXECUTE ON FUNCTION lab.sneaky() TO dbmcp_demo; GRANT INSERT ON lab.many TO dbmcp_demo"
-        )
+    async with admin_objects(
+        pg,
+        "CREATE FUNCTION lab.sneaky() RETURNS int LANGUAGE sql AS $$ INSERT INTO lab.many VALUES (999999, 'x') "
+        "RETURNING 1 $$; GRANT EXECUTE ON FUNCTION lab.sneaky() TO dbmcp_demo; GRANT INSERT ON lab.many TO dbmcp_demo",
+        "REVOKE INSERT ON lab.many FROM dbmcp_demo; DROP FUNCTION lab.sneaky()",
+    ) as admin, connector_allowing(store_url, ["lab.sneaky"]) as connector:
         with pytest.raises(Refused, match="read-only transaction"):
             await connector.query("SELECT lab.sneaky()", [])
         assert await admin.fetchval("SELECT count(*) FROM lab.many WHERE id = 999999") == 0
-    finally:
-        await connector.close()
-        await admin.execute("REVOKE INSERT ON lab.many FROM dbmcp_demo; DROP FUNCTION lab.sneaky()")
-        await admin.close()
 
 
 async def test_volatile_user_functions_are_refused_unless_allowed(store_url, pg):
-    admin = await asyncpg.connect(pg.dsn(DATABASE))
-    connector = make(store_url)
-    try:
+    async with connector_allowing(store_url, []) as connector:
         await connector.query("SELECT 1", [])  # the catalog is read now, before the functions exist
-        await admin.execute("CREATE FUNCTION lab.tick() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 1';"
-                            "CREATE FUNCTION lab.pure(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 2'")
-        connector._policy_loaded_at -= 60  # as if the reload rate limit had passed
-        with pytest.raises(Refused, match=r"lab.tick\(\) is not allowed: it is VOLATILE"):
-            await connector.query("SELECT lab.tick()", [])  # unknown to the old catalog: read again, then judged
-        assert (await connector.query("SELECT lab.pure(21)", [])).data["rows"] == [[42]]
-    finally:
-        await connector.close()
-        await admin.execute("DROP FUNCTION lab.tick(); DROP FUNCTION lab.pure(int)")
-        await admin.close()
+        async with admin_objects(
+            pg,
+            "CREATE FUNCTION lab.tick() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 1';"
+            "CREATE FUNCTION lab.pure(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 2'",
+            "DROP FUNCTION lab.tick(); DROP FUNCTION lab.pure(int)",
+        ):
+            connector._policy_loaded_at -= 60  # as if the reload rate limit had passed
+            with pytest.raises(Refused, match=r"lab.tick\(\) is not allowed: it is VOLATILE"):
+                await connector.query("SELECT lab.tick()", [])  # unknown to the old catalog: read again, judged
+            assert (await connector.query("SELECT lab.pure(21)", [])).data["rows"] == [[42]]
 
 
 async def test_session_changes_do_not_leak_between_calls(store_url, pg):
     """Even a session-level change made by an allowed function is rolled back with the call."""
-    admin = await asyncpg.connect(pg.dsn(DATABASE))
-    await admin.execute("CREATE FUNCTION lab.set_path() RETURNS text LANGUAGE sql AS "
-                        "$$ SELECT set_config('search_path', 'lab', false) $$")
-    connector = make(store_url, max_rows=5)
-    connector.config.pool_max_size = 1  # one connection: every call reuses it
-    connector.config.allow_functions = ["lab.set_path"]
-    try:
+    async with admin_objects(
+        pg, "CREATE FUNCTION lab.set_path() RETURNS text LANGUAGE sql AS "
+            "$$ SELECT set_config('search_path', 'lab', false) $$", "DROP FUNCTION lab.set_path()",
+    ), connector_allowing(store_url, ["lab.set_path"], max_rows=5) as connector:
+        connector.config.pool_max_size = 1  # one connection: every call reuses it
         await connector.query("SELECT lab.set_path()", [])
         answer = await connector.query("SELECT current_setting('search_path')", [])
         assert answer.data["rows"][0][0] != "lab"  # rolled back with the transaction
-    finally:
-        await connector.close()
-        await admin.execute("DROP FUNCTION lab.set_path()")
-        await admin.close()
 
 
 async def test_session_locks_taken_by_allowed_functions_are_released(store_url, pg):
-    admin = await asyncpg.connect(pg.dsn(DATABASE))
-    await admin.execute("CREATE FUNCTION lab.locker() RETURNS void LANGUAGE sql AS $$ SELECT pg_advisory_lock(4242) $$")
-    connector = make(store_url)
-    connector.config.allow_functions = ["lab.locker"]
-    try:
+    async with admin_objects(
+        pg, "CREATE FUNCTION lab.locker() RETURNS void LANGUAGE sql AS $$ SELECT pg_advisory_lock(4242) $$",
+        "DROP FUNCTION lab.locker()",
+    ) as admin, connector_allowing(store_url, ["lab.locker"]) as connector:
         await connector.query("SELECT lab.locker()", [])
         held = await admin.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242")
         assert held == 0
-    finally:
-        await connector.close()
-        await admin.execute("DROP FUNCTION lab.locker()")
-        await admin.close()
 
 
 async def test_timeout_is_one_line_and_the_connector_keeps_serving(store_url):
