@@ -1,40 +1,48 @@
 """MongoDB through PyMongo's async client (the successor of Motor): collections, inferred schemas, bounded reads.
 
-Every operation carries maxTimeMS from limits.timeout_s and a row bound (max_rows + 1, so `truncated` is exact);
-filters and pipelines pass the guard (guards/mongo.py) before anything is sent. Documents come back as
-MongoDB relaxed Extended JSON (README: "MongoDB values"); Extended JSON is accepted in filters and pipelines.
+Every operation carries maxTimeMS from limits.timeout_s (and a client-side deadline a little later) and a row
+bound (max_rows + 1, so `truncated` is exact); documents stream from the cursor into the row/byte budget and the
+cursor is closed as soon as a cap is reached. Filters and pipelines pass the guard (guards/mongo.py) as the
+caller wrote them, before anything is sent. Documents come back as MongoDB relaxed Extended JSON (README "Value
+types"); Extended JSON is accepted in filters and pipelines.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+import bson
 import orjson
 from bson import json_util
 from pydantic import Field
 from pymongo import AsyncMongoClient
-from pymongo.errors import (
-    ExecutionTimeout,
-    InvalidOperation,
-    OperationFailure,
-    PyMongoError,
-)
+from pymongo.errors import ExecutionTimeout, OperationFailure, PyMongoError
 
 from dbmcp.allowlist import matches
 from dbmcp.config import Limits, MongoDatabase
 from dbmcp.connectors.base import Answer, Args, Connector, ToolSpec
-from dbmcp.connectors.mongodb_schema import infer
+from dbmcp.connectors.mongodb_schema import Shape
 from dbmcp.errors import Refused, ToolError
 from dbmcp.guards import mongo as guard
 from dbmcp.results import RowBudget, dumps
 
 log = logging.getLogger("dbmcp.mongodb")
+T = TypeVar("T")
 _RELAXED = json_util.JSONOptions(json_mode=json_util.JSONMode.RELAXED, tz_aware=True)
 _COUNTED_COLLECTIONS = 100  # list_objects reads estimated counts for this many collections at most
+_COUNT_CONCURRENCY = 8
 _RELIST_S = 2.0  # at most this often, re-read the collection list when a query names one it lacks
+_BATCH = 1000  # documents per cursor round trip at most
+_UNAUTHORIZED, _AUTH_FAILED = 13, 18
+_WRITE_ACTIONS = frozenset({
+    "anyAction", "insert", "update", "remove", "createCollection", "dropCollection", "dropDatabase", "createIndex",
+    "dropIndex", "collMod", "renameCollectionSameDB", "convertToCapped", "createSearchIndexes", "dropSearchIndex",
+})
 
 
 class FindArgs(Args):
@@ -70,12 +78,12 @@ class MongoConnector(Connector):
     # ---- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         timeout_ms = int(min(self.limits.timeout_s, 10) * 1000)
-        try:  # creating the client connects in the background: a server that is down does not fail startup
+        try:  # no I/O here: the client connects (and resolves mongodb+srv) in the background and on demand
             self._client = AsyncMongoClient(
                 self.config.url, appname="dbmcp", tz_aware=True, readPreference=self.config.read_preference,
                 serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
             )
-        except (PyMongoError, ValueError, TypeError) as e:
+        except (PyMongoError, ValueError, TypeError) as e:  # the message may quote the URL: log the type only
             log.warning("database %s: invalid MongoDB URL or options (%s)", self.name, type(e).__name__)
             self._client = None
 
@@ -87,26 +95,25 @@ class MongoConnector(Connector):
     async def ping(self) -> None:
         await self._run(lambda db: db.command("ping"))
 
-    @property
-    def _db(self) -> Any:
+    async def _run(self, operation: Callable[[Any], Awaitable[T]]) -> T:
+        """Run `operation(db)` within the deadline; driver errors become one line that never shows the URL."""
         if self._client is None:
             raise ToolError(f"database {self.name!r} has an invalid MongoDB URL or options")
-        return self._client[self.config.database]
-
-    async def _run(self, operation: Any) -> Any:
-        """Run `operation(db)` and map driver errors to one line that never shows the URL."""
         try:
-            return await operation(self._db)
-        except ExecutionTimeout:
+            async with asyncio.timeout(self.limits.timeout_s + min(self.limits.timeout_s, 5.0)):
+                return await operation(self._client[self.config.database])
+        except (ExecutionTimeout, TimeoutError):
             raise ToolError(f"query timed out after {self.limits.timeout_s:g} s (limits.timeout_s)") from None
         except OperationFailure as e:
-            if e.code in (18, 13):
+            if e.code in (_UNAUTHORIZED, _AUTH_FAILED):
                 raise ToolError(f"database {self.name!r} refused dbmcp's credentials or permissions") from None
             message = (e.details or {}).get("errmsg") or str(e)
-            raise ToolError(f"database {self.name!r}: {message.splitlines()[0][:300]}") from None
-        except (PyMongoError, InvalidOperation) as e:
+            raise ToolError(f"database {self.name!r}: {message.strip()[:300]}") from None
+        except PyMongoError as e:
             log.warning("database %s unreachable: %s", self.name, type(e).__name__)
             raise ToolError(f"database {self.name!r} is unreachable") from None
+        except (bson.errors.BSONError, OverflowError) as e:  # a value BSON cannot hold (e.g. an int over 64 bits)
+            raise ToolError(f"invalid query: {str(e).strip()[:200]}") from None
 
     # ---- tools ------------------------------------------------------------------------------------
     async def call(self, tool: str, args: Args) -> Answer:
@@ -116,52 +123,55 @@ class MongoConnector(Connector):
             return await self.aggregate(args.collection, args.pipeline)
         raise ToolError(f"unknown tool {tool!r}")
 
-    async def _exist(self, names: list[str]) -> None:
+    async def _require(self, names: list[str]) -> None:
         """Refuse a read of a collection that does not exist, worded as for one outside the allowlist."""
         for name in names:
-            if self._collections is None or (name not in self._collections
-                                             and time.monotonic() - self._collections_read_at > _RELIST_S):
-                infos = await self._run(_list_collections)
-                self._collections = {i["name"] for i in infos}
+            stale = time.monotonic() - self._collections_read_at > _RELIST_S
+            if self._collections is None or (name not in self._collections and stale):
+                self._collections = {i["name"] for i in await self._run(_list_collections)}
                 self._collections_read_at = time.monotonic()
             if name not in self._collections:
-                raise Refused(f"collection {name!r} does not exist in database {self.name!r}")
+                raise Refused(self.policy.missing(name))
 
     async def find(self, args: FindArgs) -> Answer:
         collection = self.policy.collection(args.collection)
-        await self._exist([collection])
-        query, projection, sort = (_extended(v, what) for v, what in (
-            (args.filter, "filter"), (args.projection, "projection"), (args.sort, "sort")))
-        for value, what in ((query, "filter"), (projection, "projection"), (sort, "sort")):
+        for value, what in ((args.filter, "filter"), (args.projection, "projection"), (args.sort, "sort")):
             guard.check_filter(value, self.policy, what)
         limit, capped = self._limit(args.limit)
+        query, projection = _extended(args.filter, "filter"), _extended(args.projection, "projection")
+        await self._require([collection])
+        budget = RowBudget(self.limits.max_rows, self.limits.max_bytes)
 
-        async def run(db: Any) -> list[dict]:
-            cursor = db[collection].find(query or {}, projection, sort=list(sort.items()) if sort else None,
-                                         limit=limit + 1 if capped else limit, max_time_ms=self._max_time_ms,
-                                         batch_size=min(limit + 1, 1000))
-            return await cursor.to_list(None)
+        async def run(db: Any) -> None:
+            fetch = limit + 1 if capped else limit  # the extra document tells a cap from an exact fit
+            cursor = db[collection].find(query or {}, projection, sort=list(args.sort.items()) if args.sort else None,
+                                         limit=fetch, batch_size=min(fetch, _BATCH), max_time_ms=self._max_time_ms)
+            await _drain(cursor, budget)
 
-        documents = await self._run(run)
-        return self._answer(documents, collection, dumps({"filter": args.filter, "sort": args.sort}), capped)
+        await self._run(run)
+        statement = dumps({"filter": args.filter, "projection": args.projection, "sort": args.sort,
+                           "limit": args.limit})
+        return _documents(budget, collection, statement)
 
     async def aggregate(self, collection: str, pipeline: list[Any]) -> Answer:
         collection = self.policy.collection(collection)
+        reads = guard.check_pipeline(pipeline, self.policy)
         stages = _extended(pipeline, "pipeline")
-        await self._exist([collection, *guard.check_pipeline(stages, self.policy)])
-        bounded = [*stages, {"$limit": self.limits.max_rows + 1}]
+        await self._require([collection, *reads])
+        budget = RowBudget(self.limits.max_rows, self.limits.max_bytes)
+        bounded = [*stages, {"$limit": self.limits.max_rows + 1}]  # a caller's smaller $limit is not truncation
 
-        async def run(db: Any) -> list[dict]:
+        async def run(db: Any) -> None:
             cursor = await db[collection].aggregate(bounded, maxTimeMS=self._max_time_ms,
-                                                    batchSize=min(self.limits.max_rows + 1, 1000))
-            return await cursor.to_list(None)
+                                                    batchSize=min(self.limits.max_rows + 1, _BATCH))
+            await _drain(cursor, budget)
 
-        documents = await self._run(run)
-        return self._answer(documents, collection, dumps(pipeline), capped=True)
+        await self._run(run)
+        return _documents(budget, collection, dumps(pipeline))
 
     @property
     def _max_time_ms(self) -> int:
-        return int(self.limits.timeout_s * 1000)
+        return max(int(self.limits.timeout_s * 1000), 1)
 
     def _limit(self, limit: int | None) -> tuple[int, bool]:
         """(documents to return, whether max_rows capped them); a limit below 1 is refused."""
@@ -171,16 +181,7 @@ class MongoConnector(Connector):
             raise ToolError("invalid arguments: limit must be at least 1 (0 and negative limits are not supported)")
         return limit, False
 
-    def _answer(self, documents: list[dict], collection: str, statement: str, capped: bool) -> Answer:
-        budget = RowBudget(self.limits.max_rows if capped else len(documents), self.limits.max_bytes)
-        for doc in documents:
-            if not budget.add(orjson.loads(json_util.dumps(doc, json_options=_RELAXED))):
-                break
-        n, truncated = len(budget.rows), budget.truncated
-        text = f'{{"documents":{budget.json_rows()},"row_count":{n},"truncated":{"true" if truncated else "false"}}}'
-        return Answer({"documents": budget.rows, "row_count": n, "truncated": truncated}, object=collection,
-                      statement=statement, row_count=n, truncated=truncated, text=text)
-
+    # ---- schema -----------------------------------------------------------------------------------
     async def list_objects(self, pattern: str | None) -> Answer:
         infos = await self._run(_list_collections)
         objects, truncated = [], False
@@ -191,48 +192,144 @@ class MongoConnector(Connector):
             if len(objects) >= self.limits.max_rows:
                 truncated = True
                 break
-            objects.append({"name": name, "kind": info.get("type", "collection"), "rows": None})
-        for obj in objects[:_COUNTED_COLLECTIONS]:
-            if obj["kind"] == "collection":
-                obj["rows"] = await self._run(lambda db, n=obj["name"]: db[n].estimated_document_count(
-                    maxTimeMS=self._max_time_ms))
+            objects.append({"name": name, "kind": _kind(info), "rows": None})
+        await self._estimate([o for o in objects if o["kind"] == "collection"][:_COUNTED_COLLECTIONS])
         return Answer({"objects": objects, "truncated": truncated}, row_count=len(objects), truncated=truncated)
+
+    async def _estimate(self, objects: list[dict]) -> None:
+        """Fill in estimated counts (collection metadata, no scan); a count that fails stays null."""
+        gate = asyncio.Semaphore(_COUNT_CONCURRENCY)
+
+        async def one(obj: dict) -> None:
+            async with gate:
+                try:
+                    obj["rows"] = await self._run(lambda db: db[obj["name"]].estimated_document_count(
+                        maxTimeMS=self._max_time_ms))
+                except ToolError:
+                    pass
+
+        await asyncio.gather(*(one(o) for o in objects))
 
     async def describe_object(self, name: str) -> Answer:
         try:
             collection = self.policy.collection(name)
-        except (Refused, ToolError):
+        except ToolError:  # Refused included: hidden reads like unknown
             raise self._unknown(name) from None
         infos = {i["name"]: i for i in await self._run(_list_collections)}
         if collection not in infos:
             raise self._unknown(name)
-        info, size = infos[collection], self.config.sample_size
+        info, kind = infos[collection], _kind(infos[collection])
+        shape, more = await self._sample(collection)
+        fields, fields_cut = shape.fields()
+        data: dict[str, Any] = {"name": collection, "kind": kind, "rows": None, "sampled": shape.documents,
+                                "fields": fields, "truncated": more or fields_cut}
+        if kind == "collection":
+            await self._estimate([data])
+            data["indexes"] = await self._run(lambda db: _indexes(db[collection]))
+        options = info.get("options") or {}
+        if options.get("validator"):
+            data["validator"] = _relaxed(options["validator"])
+        if kind == "view":
+            data.update(self._view_definition(options))
+        return Answer(data, object=collection, truncated=data["truncated"])
 
-        async def sample(db: Any) -> list[dict]:
-            cursor = await db[collection].aggregate([{"$sample": {"size": size + 1}}], maxTimeMS=self._max_time_ms)
-            return await cursor.to_list(None)
+    async def _sample(self, collection: str) -> tuple[Shape, bool]:
+        """The shape of a `$sample` of sample_size documents, and whether the collection holds more."""
+        size, shape = self.config.sample_size, Shape()
 
-        async def indexes(db: Any) -> list[dict]:
-            return [dict(i) async for i in await db[collection].list_indexes()] if info.get("type") != "view" else []
+        async def run(db: Any) -> bool:
+            cursor = await db[collection].aggregate([{"$sample": {"size": size + 1}}], maxTimeMS=self._max_time_ms,
+                                                    batchSize=min(size + 1, _BATCH))
+            async for document in cursor:
+                if shape.documents >= size:
+                    await cursor.close()
+                    return True
+                shape.add(document)
+            return False
 
-        documents = await self._run(sample)
-        data = {
-            "name": collection, "kind": info.get("type", "collection"),
-            "sampled": min(len(documents), size), "sample_truncated": len(documents) > size,
-            "fields": infer(documents[:size]),
-            "indexes": [{"name": i["name"], "key": dict(i["key"]), "unique": bool(i.get("unique"))}
-                        for i in await self._run(indexes)],
-            "validator": json.loads(json_util.dumps((info.get("options") or {}).get("validator"),
-                                                    json_options=_RELAXED)),
-        }
-        return Answer(data, object=collection)
+        return shape, await self._run(run)
+
+    def _view_definition(self, options: dict) -> dict[str, Any]:
+        """A view's source and pipeline, shown only when every collection it reads is visible to the caller."""
+        try:
+            reads = [self.policy.collection(options.get("viewOn")),
+                     *guard.check_pipeline(_relaxed(options.get("pipeline") or []), self.policy)]
+        except ToolError:
+            return {}
+        return {"view_on": reads[0], "pipeline": _relaxed(options.get("pipeline") or [])}
 
     def _unknown(self, name: str) -> ToolError:
         return ToolError(f"unknown object {name!r} in database {self.name!r}; see list_objects")
 
+    async def check(self) -> list[str]:
+        """Warn when the database would not refuse a write on its own (no authentication, or write privileges)."""
+        status = await self._run(lambda db: db.command({"connectionStatus": 1, "showPrivileges": True}))
+        auth = status.get("authInfo") or {}
+        if not auth.get("authenticatedUsers"):
+            return ["connects without authentication: MongoDB will not refuse writes on its own; "
+                    "use a user with the built-in read role (see config/mongodb.yaml)"]
+        writes = sorted({
+            action for privilege in auth.get("authenticatedUserPrivileges") or []
+            if _covers(privilege.get("resource") or {}, self.config.database)
+            for action in privilege.get("actions") or [] if action in _WRITE_ACTIONS
+        })
+        if writes:
+            return [f"the MongoDB user may change database {self.config.database!r} ({', '.join(writes[:6])}): "
+                    "use a user with the built-in read role only"]
+        return []
+
 
 async def _list_collections(db: Any) -> list[dict]:
-    return [dict(i) async for i in await db.list_collections()]
+    try:
+        cursor = await db.list_collections()
+    except OperationFailure as e:  # a user with find on some collections only: list the ones it may read
+        if e.code != _UNAUTHORIZED:
+            raise
+        cursor = await db.list_collections(nameOnly=True, authorizedCollections=True)
+    return [dict(i) async for i in cursor]
+
+
+async def _indexes(collection: Any) -> list[dict]:
+    out = []
+    async for index in await collection.list_indexes():
+        entry = {"name": index["name"], "key": _relaxed(index["key"]), "unique": bool(index.get("unique"))}
+        for option in ("sparse", "expireAfterSeconds", "partialFilterExpression"):
+            if option in index:
+                entry[option] = _relaxed(index[option])
+        out.append(entry)
+    return out
+
+
+async def _drain(cursor: Any, budget: RowBudget) -> None:
+    """Stream documents into the budget; close the cursor (killCursors) as soon as a cap is reached.
+
+    Only then: after an error or the deadline the driver discards the cursor itself, and awaiting a close
+    there could outlive the deadline.
+    """
+    async for document in cursor:
+        if not budget.add(_relaxed(document)):
+            await cursor.close()
+            return
+
+
+def _documents(budget: RowBudget, collection: str, statement: str) -> Answer:
+    n, truncated = len(budget.rows), budget.truncated
+    text = f'{{"documents":{budget.json_rows()},"row_count":{n},"truncated":{"true" if truncated else "false"}}}'
+    return Answer({"documents": budget.rows, "row_count": n, "truncated": truncated}, object=collection,
+                  statement=statement, row_count=n, truncated=truncated, text=text)
+
+
+def _kind(info: dict) -> str:
+    return "view" if info.get("type") == "view" else "collection"  # timeseries collections read as collections
+
+
+def _covers(resource: dict, database: str) -> bool:
+    return bool(resource.get("anyResource")) or resource.get("db") in ("", database)
+
+
+def _relaxed(value: Any) -> Any:
+    """BSON values as relaxed Extended JSON (plain JSON types; ObjectId -> {"$oid"}, dates -> {"$date": ISO})."""
+    return orjson.loads(json_util.dumps(value, json_options=_RELAXED))
 
 
 def _extended(value: Any, what: str) -> Any:
@@ -241,5 +338,5 @@ def _extended(value: Any, what: str) -> Any:
         return None
     try:
         return json_util.loads(json.dumps(value), json_options=_RELAXED)
-    except (ValueError, TypeError) as e:
-        raise ToolError(f"invalid {what}: {str(e).splitlines()[0][:200]}") from None
+    except (ValueError, TypeError, bson.errors.BSONError) as e:
+        raise ToolError(f"invalid {what}: {str(e).strip().splitlines()[0][:200]}") from None

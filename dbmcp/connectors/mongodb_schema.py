@@ -1,22 +1,27 @@
-"""A collection's shape inferred from sampled documents: field paths, BSON types and how often each appears."""
+"""A collection's shape inferred from sampled documents: field paths, BSON types and how often each appears.
+
+Paths use dots for nested documents (`address.city`) and `[]` for array elements (`tags[]`, `items[].sku`).
+Documents are fed one at a time, so a large sample never sits in memory.
+"""
 
 from __future__ import annotations
 
 import datetime
+import uuid
 from collections import Counter, defaultdict
 from typing import Any
 
 import bson
 
-MAX_DEPTH = 20
-MAX_FIELDS = 500
+MAX_DEPTH = 20  # deeper paths are not followed (their parent still counts as an object or array)
+MAX_FIELDS = 500  # paths reported at most; `fields_truncated` says when more existed
 
 _TYPE_NAMES: list[tuple[type, str]] = [
     (float, "double"), (str, "string"), (datetime.datetime, "date"),
     (bson.ObjectId, "objectId"), (bson.decimal128.Decimal128, "decimal"), (bson.binary.Binary, "binData"),
-    (bytes, "binData"), (bson.timestamp.Timestamp, "timestamp"), (bson.regex.Regex, "regex"),
-    (bson.code.Code, "javascript"), (bson.min_key.MinKey, "minKey"), (bson.max_key.MaxKey, "maxKey"),
-    (dict, "object"), (list, "array"), (type(None), "null"),
+    (bytes, "binData"), (uuid.UUID, "binData"), (bson.timestamp.Timestamp, "timestamp"), (bson.regex.Regex, "regex"),
+    (bson.code.Code, "javascript"), (bson.dbref.DBRef, "object"), (bson.min_key.MinKey, "minKey"),
+    (bson.max_key.MaxKey, "maxKey"), (dict, "object"), (list, "array"), (type(None), "null"),
 ]
 
 
@@ -34,34 +39,47 @@ def bson_type(value: Any) -> str:
     return type(value).__name__
 
 
-def infer(documents: list[dict]) -> list[dict[str, Any]]:
-    """[{path, types: {bsonType: count}, present: fraction of documents}] sorted by path."""
-    types: dict[str, Counter] = defaultdict(Counter)
-    present: Counter = Counter()
-    for doc in documents:
+class Shape:
+    """Field statistics over the documents added so far."""
+
+    def __init__(self) -> None:
+        self.documents = 0
+        self.types: dict[str, Counter] = defaultdict(Counter)
+        self.present: Counter = Counter()
+
+    def add(self, document: dict) -> None:
         seen: set[str] = set()
-        _visit(doc, "", types, seen, 0)
-        present.update(seen)
-    total = max(len(documents), 1)
-    fields = [
-        {"path": path, "types": dict(types[path].most_common()), "present": round(present[path] / total, 4)}
-        for path in sorted(types)[:MAX_FIELDS]
-    ]
-    return fields
+        self._visit(document, "", seen, 0)
+        self.present.update(seen)
+        self.documents += 1
 
-
-def _visit(value: Any, path: str, types: dict[str, Counter], seen: set[str], depth: int) -> None:
-    if depth > MAX_DEPTH:
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            types[child][bson_type(item)] += 1
+    def _visit(self, value: Any, path: str, seen: set[str], depth: int) -> None:
+        if depth >= MAX_DEPTH:
+            return
+        if isinstance(value, dict):
+            children = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
+        elif isinstance(value, list):
+            children = ((f"{path}[]", item) for item in value)
+        else:
+            return
+        for child, item in children:
+            self.types[child][bson_type(item)] += 1
             seen.add(child)
-            _visit(item, child, types, seen, depth + 1)
-    elif isinstance(value, list):
-        element = f"{path}[]"
-        for item in value:
-            types[element][bson_type(item)] += 1
-            seen.add(element)
-            _visit(item, element, types, seen, depth + 1)
+            self._visit(item, child, seen, depth + 1)
+
+    def fields(self) -> tuple[list[dict[str, Any]], bool]:
+        """([{path, types: {bsonType: count}, present: fraction of documents}] sorted by path, truncated)."""
+        total = max(self.documents, 1)
+        paths = sorted(self.types)
+        fields = [
+            {"path": p, "types": dict(self.types[p].most_common()), "present": round(self.present[p] / total, 4)}
+            for p in paths[:MAX_FIELDS]
+        ]
+        return fields, len(paths) > MAX_FIELDS
+
+
+def infer(documents: list[dict]) -> list[dict[str, Any]]:
+    shape = Shape()
+    for document in documents:
+        shape.add(document)
+    return shape.fields()[0]

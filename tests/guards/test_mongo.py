@@ -20,6 +20,20 @@ def _nest(depth: int) -> dict:
     return value
 
 
+def _facets(depth: int) -> list:
+    pipeline: list = [{"$match": {}}]
+    for _ in range(depth):
+        pipeline = [{"$facet": {"f": pipeline}}]
+    return pipeline
+
+
+def _lookups(depth: int) -> list:
+    pipeline: list = [{"$match": {}}]
+    for _ in range(depth):
+        pipeline = [{"$lookup": {"from": "users", "pipeline": pipeline, "as": "u"}}]
+    return pipeline
+
+
 _CODE_OPS = [
     {"$where": "this.a == 1"},
     {"$expr": {"$function": {"body": "function() {return 1}", "args": [], "lang": "js"}}},
@@ -47,7 +61,11 @@ HOSTILE_PIPELINES: list[tuple[object, str]] = [
     ([{"$listLocalSessions": {"allUsers": True}}], SPY), ([{"$planCacheStats": {}}], SPY),
     ([{"$queryStats": {}}], SPY), ([{"$listSampledQueries": {}}], SPY), ([{"$shardedDataDistribution": {}}], SPY),
     ([{"$changeStream": {}}], SPY), ([{"$listClusterCatalog": {}}], SPY), ([{"$listSearchIndexes": {}}], SPY),
-    ([{"$facet": {"a": [{"$currentOp": {}}]}}], SPY),
+    ([{"$facet": {"a": [{"$currentOp": {}}]}}], SPY), ([{"$indexStats": {}}], SPY),
+    ([{"$unionWith": {"coll": "users", "pipeline": [{"$indexStats": {}}]}}], SPY),
+    ([{"$collStats": {"latencyStats": {"histograms": True}}}], "other users' activity"),
+    ([{"$collStats": {"count": {}, "queryExecStats": {}}}], "other users' activity"),
+    ([{"$collStats": "count"}], MALFORMED),
     ([{"$lookup": {"from": "users", "pipeline": [{"$listSessions": {}}], "as": "x"}}], SPY),
     ([{"$lookup": {"from": "secrets", "localField": "a", "foreignField": "b", "as": "s"}}], HIDDEN),
     ([{"$lookup": {"from": "system.users", "localField": "a", "foreignField": "b", "as": "s"}}], HIDDEN),
@@ -67,13 +85,18 @@ HOSTILE_PIPELINES: list[tuple[object, str]] = [
                                                                           "as": "s"}}]}}], HIDDEN),
     ([{"$unionWith": "system.views"}], HIDDEN), ([{"$unionWith": "system.buckets.x"}], HIDDEN),
     ([{"$evil": {}}], UNKNOWN), ([{"$sql": {"statement": "select 1"}}], UNKNOWN), ([{"$doesNotExist": 1}], UNKNOWN),
-    ([{"match": {}}], UNKNOWN), ([{"": {}}], UNKNOWN), ([{"$indexStats": {}}, {"$unknownStage": {}}], UNKNOWN),
+    ([{"match": {}}], UNKNOWN), ([{"": {}}], UNKNOWN), ([{"$match": {}}, {"$unknownStage": {}}], UNKNOWN),
     ({"$match": {}}, MALFORMED), ("[{$match: {}}]", MALFORMED), ([1], MALFORMED), (["$match"], MALFORMED),
     ([{}], MALFORMED), ([{"$match": {}, "$limit": 1}], MALFORMED), ([[{"$match": {}}]], MALFORMED),
     ([{"$lookup": "secrets"}], MALFORMED), ([{"$lookup": {"as": "x"}}], MALFORMED),
     ([{"$unionWith": 5}], MALFORMED), ([{"$unionWith": ""}], MALFORMED),
     ([{"$lookup": {"from": "$secrets", "pipeline": [], "as": "x"}}], MALFORMED),
-    ([{"$match": _nest(80)}], "nested deeper"),
+    ([{"$match": _nest(80)}], "nested deeper"), ([{"$match": _nest(5000)}], "nested deeper"),
+    (_facets(30), "nested deeper"), (_lookups(30), "nested deeper"), (_lookups(3000), "nested deeper"),
+    ([{"$lookup": {"from": "users", "pipeline": {"$match": {}}, "as": "u"}}], MALFORMED),
+    ([{"$graphLookup": {"pipeline": [], "startWith": "$a", "as": "g"}}], MALFORMED),
+    ([{"$lookup": {"from": ["users"], "pipeline": [], "as": "u"}}], MALFORMED),
+    ([{"$lookup": {"from": {"$symbol": "secrets"}, "pipeline": [], "as": "u"}}], "another database"),
     ([{"$facet": {"a": [{"$facet": {"b": [{"$match": _nest(70)}]}}]}}], "nested deeper"),
 ]
 HOSTILE_FILTERS: list[tuple[object, str]] = [
@@ -82,6 +105,9 @@ HOSTILE_FILTERS: list[tuple[object, str]] = [
     ({"$expr": {"$accumulator": {}}}, CODE), ({"x": [{"$function": {}}]}, CODE),
     ([{"a": 1}], MALFORMED), ("a == 1", MALFORMED), (5, MALFORMED), (_nest(70), "nested deeper"),
     ({"$out": "x"}, WRITE), ({"a": {"$merge": 1}}, WRITE),
+    ({"a": {"$ref": "users", "$id": 1, "$where": "1"}}, CODE),  # Extended JSON would hide it in a DBRef
+    ({"a": {"$code": "x", "$scope": {"$where": "1"}}}, CODE), ({"$where": {"$code": "sleep(100)"}}, CODE),
+    ({"$currentOp": {}}, SPY), (_nest(5000), "nested deeper"), ({1: 2}, MALFORMED),
 ]
 LEGIT_PIPELINES = [
     [], [{"$match": {"status": "paid"}}], [{"$match": {"total": {"$gt": 100}}}, {"$sort": {"total": -1}}, {"$limit": 5}],
@@ -105,12 +131,20 @@ LEGIT_PIPELINES = [
     [{"$match": {"name": {"$regex": "^a", "$options": "i"}}}],
     [{"$match": {"_id": {"$oid": "5f8f8c44b54764421b7156c1"}}}],
     [{"$match": {"at": {"$gte": {"$date": "2024-01-01T00:00:00Z"}}}}],
-    [{"$documents": [{"a": 1}]}], [{"$collStats": {"count": {}}}], [{"$indexStats": {}}],
+    [{"$documents": [{"a": 1}]}], [{"$collStats": {"count": {}}}], [{"$collStats": {"storageStats": {}}}],
+    [{"$unionWith": {"pipeline": [{"$documents": [{"a": 1}]}]}}],
+    [{"$lookup": {"pipeline": [{"$documents": [{"x": 1}]}], "as": "extra"}}],
+    [{"$geoNear": {"near": {"type": "Point", "coordinates": [0, 0]}, "distanceField": "d", "query": {"a": 1}}}],
+    [{"$match": {"$expr": {"$regexMatch": {"input": "$name", "regex": "^a"}}}}, {"$limit": 1}],
+    _facets(10),
     [{"$densify": {"field": "n", "range": {"step": 1, "bounds": "full"}}}],
 ]
 LEGIT_FILTERS = [None, {}, {"status": "paid"}, {"total": {"$gte": 10, "$lt": 20}}, {"tags": {"$in": ["vip"]}},
                  {"$or": [{"a": 1}, {"b": {"$exists": False}}]}, {"$expr": {"$gt": ["$total", "$paid"]}},
-                 {"name": {"$regex": "^x"}}, {"loc": {"$near": {"$geometry": {"type": "Point", "coordinates": [0, 0]}}}}]
+                 {"name": {"$regex": "^x"}}, {"loc": {"$near": {"$geometry": {"type": "Point", "coordinates": [0, 0]}}}},
+                 {"a": {"$type": "string"}}, {"items": {"$elemMatch": {"qty": {"$gt": 2}}}}, {"tags": {"$size": 2}},
+                 {"$jsonSchema": {"required": ["name"]}}, {"_id": {"$oid": "5f8f8c44b54764421b7156c1"}},
+                 {"ref": {"$ref": "users", "$id": 1}}, {"where": "a field named where"}, _nest(30)]
 
 
 def test_corpus_is_large_enough():
