@@ -16,26 +16,25 @@ import json
 from typing import Any
 
 import mcp_types as types
-from mcp.server.streamable_http import check_accept_headers
-from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dbmcp import __version__
 from dbmcp.permissions import Caller
 from dbmcp.results import dumps
+from dbmcp.sdk import CAPABILITIES, INSTRUCTIONS, MAX_BODY, HostRules
 from dbmcp.tools import Tools
 
-FAST_METHODS = frozenset({"tools/call", "tools/list", "ping"})
+FAST_METHODS = frozenset({"tools/call", "tools/list", "ping", "initialize", "notifications/initialized"})
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class FastFront:
-    def __init__(self, sdk: ASGIApp, tools: Tools, security: TransportSecuritySettings, max_body: int):
+    def __init__(self, sdk: ASGIApp, tools: Tools, rules: HostRules, max_body: int = MAX_BODY):
         self.sdk = sdk
         self.tools = tools
-        self.security = security
+        self.rules = rules
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -47,6 +46,11 @@ class FastFront:
         message = _fast_request(body) if complete else None
         if message is None:
             await self.sdk(scope, replay, send)
+            return
+        if "id" not in message:  # notifications/initialized: accepted, nothing to answer (as the SDK does)
+            await send({"type": "http.response.start", "status": 202,
+                        "headers": [*_JSON_HEADERS, (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
             return
         result = await self._answer(scope, message)
         if result is None:  # params the SDK should judge (it answers -32602 in its own words)
@@ -62,6 +66,12 @@ class FastFront:
         method, params = message["method"], message.get("params")
         if method == "ping":
             return "{}"
+        if method == "initialize":
+            version = (params or {}).get("protocolVersion")
+            if version not in HANDSHAKE_PROTOCOL_VERSIONS or not _valid(types.InitializeRequestParams, params):
+                return None
+            return dumps({"capabilities": CAPABILITIES, "instructions": INSTRUCTIONS, "protocolVersion": version,
+                          "serverInfo": {"name": "dbmcp", "version": __version__}})
         if method == "tools/list":
             if params is not None and not _valid(types.PaginatedRequestParams, params):
                 return None
@@ -78,22 +88,20 @@ class FastFront:
         if version is not None and version.decode("latin-1") not in HANDSHAKE_PROTOCOL_VERSIONS:
             return False
         content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
-        if content_type != "application/json" or not check_accept_headers(Request(scope))[0]:
+        if content_type != "application/json" or not _accepts_json(headers.get(b"accept", b"").decode("latin-1")):
             return False
-        if not self.security.enable_dns_rebinding_protection:
-            return True
         origin = headers.get(b"origin")
-        return _allowed(headers.get(b"host", b"").decode("latin-1"), self.security.allowed_hosts) and (
-            origin is None or _allowed(origin.decode("latin-1"), self.security.allowed_origins)
-        )
+        return self.rules.allows(headers.get(b"host", b"").decode("latin-1"),
+                                 origin.decode("latin-1") if origin is not None else None)
 
 
-_WANTED = frozenset({b"mcp-protocol-version", b"content-type", b"host", b"origin"})
+_WANTED = frozenset({b"mcp-protocol-version", b"content-type", b"accept", b"host", b"origin"})
 
 
-def _allowed(value: str, patterns: list[str]) -> bool:
-    """The SDK's Host/Origin rule: an exact entry, or `name:*` for any port."""
-    return bool(value) and any(value == p or (p.endswith(":*") and value.startswith(p[:-1])) for p in patterns)
+def _accepts_json(accept: str) -> bool:
+    """The SDK's Accept rule for JSON responses (RFC 7231 wildcards included)."""
+    kinds = [part.strip().split(";")[0].strip().lower() for part in accept.split(",")]
+    return any(kind in ("*/*", "application/json", "application/*") for kind in kinds)
 
 
 def _fast_request(body: bytes) -> dict[str, Any] | None:
@@ -103,6 +111,8 @@ def _fast_request(body: bytes) -> dict[str, Any] | None:
         return None
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or message.get("method") not in FAST_METHODS:
         return None
+    if message["method"] == "notifications/initialized":
+        return message if "id" not in message and "params" not in message else None
     request_id = message.get("id")
     if isinstance(request_id, bool) or not isinstance(request_id, int | str):
         return None  # a notification, or an id only the SDK should judge

@@ -1,7 +1,8 @@
-"""The ASGI app: the MCP server (official SDK, Streamable HTTP) plus health, readiness and metrics.
+"""The ASGI app: the MCP endpoint (the fast front, and the official SDK behind it) plus health, readiness and
+metrics.
 
-Lifespan: connectors start (pools are lazy, a database that is down does not stop startup), then the SDK's
-session manager runs; on shutdown the session manager stops and every pool is closed.
+Lifespan: connectors start (pools are lazy, a database that is down does not stop startup); on shutdown the
+SDK's session manager (if a request started it) stops and every pool is closed.
 """
 
 from __future__ import annotations
@@ -10,19 +11,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import urlsplit
 
-import mcp_types as types
-from mcp.server import Server, ServerRequestContext
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dbmcp import __version__
 from dbmcp.audit import AuditLog
 from dbmcp.auth.gate import AuthGate, build_verifier, metadata_routes
 from dbmcp.config import Config
@@ -31,17 +26,11 @@ from dbmcp.connectors.base import Connector
 from dbmcp.errors import ToolError
 from dbmcp.front import FastFront
 from dbmcp.metrics import Metrics
-from dbmcp.permissions import Caller
+from dbmcp.sdk import HostRules, SdkServer
 from dbmcp.tools import Tools
 
 log = logging.getLogger("dbmcp.server")
 _PING_TIMEOUT_S = 5.0
-MAX_BODY = 4 * 1024 * 1024  # the SDK's default: a tool call is small
-
-INSTRUCTIONS = (
-    "Read-only access to databases. Start with list_databases, then list_objects and describe_object; "
-    "query with the engine's tool. Results are capped: check `truncated`."
-)
 
 
 def app_from_environment() -> Starlette:
@@ -74,42 +63,10 @@ class App:
         self.audit = AuditLog(config.audit)
         self.tools = Tools(config, self.connectors, self.audit, self.metrics)
         self.verifier = build_verifier(config)
-        self.mcp = Server(
-            "dbmcp",
-            version=__version__,
-            instructions=INSTRUCTIONS,
-            on_list_tools=self._list_tools,
-            on_call_tool=self._call_tool,
-        )
-        security = transport_security(config)
-        self.session_manager = StreamableHTTPSessionManager(
-            app=self.mcp,
-            json_response=True,
-            stateless=config.server.stateless,
-            security_settings=security,
-            max_request_body_size=MAX_BODY,
-        )
-        self._front = (
-            FastFront(StreamableHTTPASGIApp(self.session_manager), self.tools, security, MAX_BODY)
-            if config.server.stateless else StreamableHTTPASGIApp(self.session_manager)
-        )
+        rules = host_rules(config)
+        self.sdk = SdkServer(self.tools, rules, stateless=config.server.stateless)
+        self._front = FastFront(self.sdk, self.tools, rules) if config.server.stateless else self.sdk
         self.asgi = self._build()
-
-    # ---- MCP handlers -----------------------------------------------------------------------------
-    def _caller(self, ctx: ServerRequestContext[Any, Any]) -> Caller:
-        request = ctx.request
-        caller = getattr(getattr(request, "state", None), "caller", None)
-        if caller is None:  # the auth gate always sets it; anything else is a bug: deny
-            return Caller(None, None, {})
-        return caller
-
-    async def _list_tools(self, ctx: ServerRequestContext[Any, Any], params: Any) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=self.tools.visible(self._caller(ctx)))
-
-    async def _call_tool(
-        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
-        return (await self.tools.call(self._caller(ctx), params.name, params.arguments)).to_sdk()
 
     # ---- HTTP -------------------------------------------------------------------------------------
     def _build(self) -> Starlette:
@@ -130,9 +87,9 @@ class App:
         log.info("serving %d database(s) at http://%s:%s%s (auth %s)", len(self.connectors), server.host,
                  server.port, server.path, self.config.auth.mode)
         try:
-            async with self.session_manager.run():
-                yield
+            yield
         finally:
+            await self.sdk.close()
             await asyncio.gather(*(c.close() for c in self.connectors.values()), return_exceptions=True)
             if self.verifier is not None:
                 await self.verifier.close()
@@ -165,7 +122,7 @@ class App:
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-def transport_security(config: Config) -> TransportSecuritySettings:
+def host_rules(config: Config) -> HostRules:
     """DNS-rebinding protection: Host (and Origin, when sent) must name this server."""
     hosts = ["127.0.0.1", "localhost", "[::1]"]
     if config.server.host not in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
@@ -178,9 +135,7 @@ def transport_security(config: Config) -> TransportSecuritySettings:
         allowed_hosts += [host, f"{host}:*"] if not _has_port(host) else [host]
         allowed_origins += [f"{scheme}://{h}" for scheme in ("http", "https") for h in
                             ([host, f"{host}:*"] if not _has_port(host) else [host])]
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins
-    )
+    return HostRules(allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)
 
 
 def _has_port(host: str) -> bool:

@@ -10,7 +10,6 @@ import time
 import httpx
 import pytest
 import uvicorn
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 
 from dbmcp.auth.gate import AuthGate
 from dbmcp.config import Config
@@ -26,7 +25,17 @@ def call(i, name, args, **extra):
 
 
 SQL = {"database": "store", "sql": "select id, label from lab.many order by id"}
+def initialize(i, version, **extra):
+    params = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}, **extra}
+    return {"jsonrpc": "2.0", "id": i, "method": "initialize", "params": params}
+
+
 CASES = [  # (headers, body) — served by the front when fast, else passed to the SDK: the answers must match
+    (H, initialize(100, "2025-06-18")),
+    (H, initialize(101, "2025-03-26")),
+    (H, initialize(102, "2024-11-05")),
+    (H, initialize(103, "2025-11-25", capabilities={"roots": {"listChanged": True}})),
+    (V, {"jsonrpc": "2.0", "method": "notifications/initialized"}),
     (V, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
     (V, {"jsonrpc": "2.0", "id": "s", "method": "tools/list", "params": {}}),
     (H, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
@@ -50,8 +59,11 @@ CASES = [  # (headers, body) — served by the front when fast, else passed to t
     (V, {"jsonrpc": "2.0", "id": 17, "method": "resources/list"}),
     (V, [{"jsonrpc": "2.0", "id": 18, "method": "ping"}]),
     (V, b"{not json"),
-    (H, {"jsonrpc": "2.0", "id": 19, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}),
+    (H, initialize(19, "1999-01-01")),
+    (H, {"jsonrpc": "2.0", "id": 27, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}),
+    (H, initialize(28, "2026-07-28")),
+    (V, {"jsonrpc": "2.0", "method": "notifications/initialized", "params": {"x": 1}}),
+    (V, {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}),
     ({**V, "Accept": "text/html"}, {"jsonrpc": "2.0", "id": 20, "method": "tools/list"}),
     ({**V, "Accept": "*/*"}, {"jsonrpc": "2.0", "id": 21, "method": "tools/list"}),
     ({**V, "Content-Type": "text/plain"}, {"jsonrpc": "2.0", "id": 22, "method": "tools/list"}),
@@ -81,7 +93,7 @@ def served(store_url):
         "audit": {"path": "off"},
     })
     app = App(config)
-    sdk_only = AuthGate(StreamableHTTPASGIApp(app.session_manager), config, None)
+    sdk_only = AuthGate(app.sdk, config, None)
 
     async def both(scope, receive, send):
         if scope["type"] == "http" and scope["path"] == "/sdk":
@@ -126,8 +138,19 @@ async def test_the_front_takes_the_hot_path(served, monkeypatch):
 
     sdk = app._front.sdk
     monkeypatch.setattr(app._front, "sdk", record)
-    for headers, body in CASES[:8]:
-        assert (await _post(url + "/mcp", headers, body)).status_code == 200
+    for headers, body in CASES[:13]:
+        assert (await _post(url + "/mcp", headers, body)).status_code in (200, 202)
     assert reached == []
-    await _post(url + "/mcp", *CASES[19])  # a notification: the SDK's
+    await _post(url + "/mcp", H, initialize(29, "2026-07-28"))  # the 2026 protocol: the SDK's
     assert reached == ["/mcp"]
+
+
+def test_the_sdk_is_imported_only_when_needed():
+    import subprocess
+    import sys
+
+    code = ("import sys; from dbmcp.config import Config; from dbmcp.server import App; "
+            "App(Config.model_validate({'databases': {'x': {'engine': 'postgres', 'url': 'postgresql://u@h/x'}}})); "
+            "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith('mcp.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
