@@ -79,7 +79,8 @@ class RowBudget:
         self.max_rows = max_rows
         self.max_bytes = max_bytes
         self.rows: list[Any] = []
-        self.encoded: list[bytes] = []
+        self._encoded = bytearray(b"[")  # the rows as one JSON array, built as they come (orjson's own
+        # output objects are over-allocated: keeping one per row would cost ~4 KB a row)
         self.size = 2  # the enclosing brackets
         self.truncated = False
 
@@ -98,10 +99,12 @@ class RowBudget:
         if self.size + len(encoded) + 1 > self.max_bytes:
             self.truncated = True
             return False
+        if self.rows:
+            self._encoded += b","
+        self._encoded += encoded
         self.rows.append(row)
-        self.encoded.append(encoded)
         self.size += len(encoded) + 1
         return True
 
     def json_rows(self) -> str:
-        return (b"[" + b",".join(self.encoded) + b"]").decode()
+        return (self._encoded + b"]").decode()
