@@ -1,72 +1,96 @@
 """Elasticsearch through the official async client: indices, mappings, bounded search and ES|QL.
 
-Only the resolve, count, mapping, search and ES|QL endpoints are ever called, and only with targets the guard
-(guards/es.py) resolved against the allowlist: wildcards are narrowed to the allowed names they match before the
-request is built, so the request itself names only allowed indices.
+Every target passes the guard (guards/es.py, guards/esql.py) before a request is built: wildcards, `_all` and
+date math are expanded by the resolve API and narrowed to the allowed names, so searches and ES|QL queries name
+only allowed indices. Endpoints called: `HEAD /` (ping), `_resolve/index`, `_cat/indices` and `_count` (listing),
+`_mapping`, `_search`, `_query` (ES|QL); nothing else. Sizes are capped at max_rows (one more hit is asked for
+so that `truncated` is exact), `track_total_hits` is bounded, answers are cut at max_bytes, and every request
+has the limits.timeout_s deadline. The 8.x client speaks to 8.x and 9.x servers (REST compatibility 8).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
-from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TransportError
-from elasticsearch import ApiError, AsyncElasticsearch, AuthenticationException, NotFoundError
+from elasticsearch import ApiError, AsyncElasticsearch, UnsupportedProductError
 from pydantic import Field
 
-from dbmcp.allowlist import matches
 from dbmcp.config import ElasticsearchDatabase, Limits
 from dbmcp.connectors.base import Answer, Args, Connector, ToolSpec
+from dbmcp.connectors.elasticsearch_mapping import (
+    KINDS,
+    esql_answer,
+    flatten,
+    kind_of,
+    listing,
+    search_answer,
+    track_total,
+    window,
+)
 from dbmcp.errors import ToolError
 from dbmcp.guards import es as guard
-from dbmcp.results import RowBudget, dumps, dumps_bytes
+from dbmcp.guards.esql import check_esql
+from dbmcp.results import dumps
 
 log = logging.getLogger("dbmcp.elasticsearch")
-_COUNTED = 100  # list_objects counts documents of this many objects at most
-_MAX_TRACK_TOTAL = 10_000
+logging.getLogger("elastic_transport").setLevel(logging.WARNING)  # it logs every request (with its URL) at INFO
+_MAX_TARGET = 3000  # characters of explicit index names in a search path (the cluster caps the request line)
+_COUNTED_ALIASES = 20  # list_objects counts the documents of this many aliases (an alias may filter)
 
 
 class SearchArgs(Args):
-    index: str = Field(description="Index, alias or data stream; wildcards and comma lists allowed")
-    body: dict[str, Any] | None = Field(None, description="query, aggs, sort, _source, size, from, search_after")
+    index: str = Field(description="Index, alias or data stream; comma lists, * wildcards and -exclusions allowed")
+    body: dict[str, Any] | None = Field(
+        None, description="Search body: query, aggs, sort, _source, size (default and cap: max_rows), "
+        "from (at most 10000), search_after, track_total_hits, highlight, fields")
 
 
 class EsqlArgs(Args):
-    query: str = Field(description="An ES|QL query starting with FROM")
+    query: str = Field(description="ES|QL query, e.g. FROM logs-* | WHERE level == \"error\" | STATS n = COUNT(*)")
 
 
 class ElasticsearchConnector(Connector):
     engine = "elasticsearch"
     tools = (
-        ToolSpec("es_search", "Search an Elasticsearch index (read-only, capped: `size` at most max_rows, `truncated` "
-                 "says when hits were left out; scripts are refused).", SearchArgs, "read"),
-        ToolSpec("es_esql", "Run a read-only ES|QL query (FROM ... | ...); answered as columns and rows, capped.",
-                 EsqlArgs, "read"),
+        ToolSpec("es_search", "Search Elasticsearch indices with a query DSL body. Hits (`_index`, `_id`, `_score`, "
+                 "`_source`; `sort` values for search_after) are capped at max_rows; `truncated` says when hits were "
+                 "left out. Aggregations are returned as Elasticsearch computes them.", SearchArgs, "read"),
+        ToolSpec("es_esql", "Run a read-only ES|QL query (FROM index | ...) and return columns and rows, capped at "
+                 "max_rows (`truncated` says when rows were left out). ENRICH is not available.", EsqlArgs, "read"),
     )
     config: ElasticsearchDatabase
 
     def __init__(self, name: str, config: ElasticsearchDatabase, limits: Limits):
         super().__init__(name, config, limits)
+        self.policy = guard.EsPolicy(self.allowlist.allows, tuple(config.include), name, config.allow_scripts)
         self._client: AsyncElasticsearch | None = None
+        self._invalid = "invalid Elasticsearch URL"
 
+    # ---- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
+        """Build the client; nothing connects until the first request (a cluster that is down does not stop us)."""
         c = self.config
+        if not c.verify_certs:
+            log.warning("database %s: TLS certificate verification is off (verify_certs: false); "
+                        "set ca_certs instead", self.name)
         auth: dict[str, Any] = {}
         if c.api_key:
             auth["api_key"] = c.api_key
-        elif c.username:
+        elif c.username is not None:
             auth["basic_auth"] = (c.username, c.password or "")
-        if not c.verify_certs:
-            log.warning("database %s: TLS certificate verification is off (verify_certs: false); prefer ca_certs",
-                        self.name)
         try:
             self._client = AsyncElasticsearch(
-                hosts=[c.url], ca_certs=c.ca_certs, verify_certs=c.verify_certs, request_timeout=self.limits.timeout_s,
-                max_retries=1, retry_on_timeout=False, **auth,
+                hosts=[c.url], ca_certs=c.ca_certs, verify_certs=c.verify_certs, ssl_show_warn=False,
+                request_timeout=self.limits.timeout_s, max_retries=1, retry_on_timeout=False, **auth,
             )
-        except (ValueError, TypeError) as e:
-            log.warning("database %s: invalid Elasticsearch URL or options (%s)", self.name, type(e).__name__)
+        except (ValueError, TypeError, OSError) as e:  # never the message itself: it may quote the URL
+            self._invalid = _invalid_options(str(e))
+            log.warning("database %s: %s", self.name, self._invalid)
+            self._client = None
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -74,35 +98,63 @@ class ElasticsearchConnector(Connector):
             await client.close()
 
     async def ping(self) -> None:
-        await self._run(lambda es: es.info())
+        await self._run(lambda es: es.perform_request("HEAD", "/", headers={"accept": "application/json"}))
 
-    async def _run(self, operation: Any) -> Any:
-        """Run `operation(client)`; driver errors become one line without the URL or credentials."""
+    async def check(self) -> list[str]:
+        warnings = []
+        if not self.config.verify_certs:
+            warnings.append("TLS certificate verification is off (verify_certs: false): set ca_certs instead")
+        if self.config.url.lower().startswith("http://"):
+            warnings.append("the URL is http://: credentials and results cross the network unencrypted")
+        if self.config.allow_scripts:
+            warnings.append("allow_scripts is on: scripts in requests run on the cluster")
+        return warnings
+
+    # ---- requests ---------------------------------------------------------------------------------
+    async def _run(self, operation: Callable[[AsyncElasticsearch], Awaitable[Any]], target: str | None = None) -> Any:
+        """Run `operation(client)`; errors become one line without the URL or credentials."""
         if self._client is None:
-            raise ToolError(f"database {self.name!r} has an invalid Elasticsearch URL or options")
+            raise ToolError(f"database {self.name!r}: {self._invalid}")
         try:
             return await operation(self._client)
-        except NotFoundError as e:
-            raise ToolError(f"database {self.name!r}: {_reason(e)}") from None
-        except AuthenticationException:
-            raise ToolError(f"database {self.name!r} refused dbmcp's credentials") from None
+        except UnsupportedProductError:
+            raise ToolError(f"database {self.name!r} did not answer as Elasticsearch") from None
         except ApiError as e:
-            raise ToolError(f"database {self.name!r}: {_reason(e)}") from None
+            raise self._api_error(e, target) from None
         except ConnectionTimeout:
             raise ToolError(f"query timed out after {self.limits.timeout_s:g} s (limits.timeout_s)") from None
-        except (TransportConnectionError, TransportError) as e:
+        except TransportError as e:
             log.warning("database %s unreachable: %s", self.name, type(e).__name__)
             raise ToolError(f"database {self.name!r} is unreachable") from None
 
-    async def _resolve(self, pattern: str) -> list[str]:
-        answer = await self._run(lambda es: es.indices.resolve_index(name=pattern))
-        body = answer.body
-        return sorted({i["name"] for kind in ("indices", "aliases", "data_streams") for i in body.get(kind, [])})
+    def _api_error(self, e: ApiError, target: str | None) -> ToolError:
+        error = e.body.get("error") if isinstance(e.body, dict) else None
+        error = error if isinstance(error, dict) else {}
+        kind, reason = error.get("type") or "", error.get("reason") or e.message or type(e).__name__
+        status = e.meta.status
+        if status == 401:
+            return ToolError(f"database {self.name!r} refused dbmcp's credentials")
+        if status == 403:
+            return ToolError(f"database {self.name!r} refused the request: dbmcp's credentials lack a privilege")
+        if kind == "index_not_found_exception":
+            index = error.get("index") or error.get("resource.id")
+            shown = index if isinstance(index, str) and self.policy.visible(index) else target
+            return self.policy.unknown(shown or "?", ToolError)
+        if status == 429:
+            return ToolError(f"database {self.name!r} is busy (HTTP 429); try again shortly")
+        cause = (error.get("caused_by") or {}).get("reason") if isinstance(error.get("caused_by"), dict) else None
+        text = " ".join(f"{kind + ': ' if kind else ''}{reason}{f' ({cause})' if cause else ''}".split())
+        return ToolError(f"database {self.name!r}: {text[:400]}")
 
-    async def _narrow(self, expression: str) -> list[str]:
-        targets = guard.parse_expression(expression)
-        resolved = {t.name: await self._resolve(t.name) for t in targets if t.pattern and not t.exclude}
-        return guard.narrow(targets, self.allowlist.allows, lambda pattern: resolved.get(pattern, []))
+    def _expand(self, hidden: bool) -> list[str]:
+        return ["open", "hidden"] if hidden else ["open"]
+
+    async def _resolve(self, expression: str, hidden: bool) -> list[str]:
+        """The names a wildcard or date-math expression matches now (the guard narrows them)."""
+        response = await self._run(lambda es: es.indices.resolve_index(
+            name=expression, expand_wildcards=self._expand(hidden), ignore_unavailable=True))
+        body = response.body if isinstance(response.body, dict) else {}
+        return [i["name"] for key, _ in KINDS for i in body.get(key) or [] if isinstance(i.get("name"), str)]
 
     # ---- tools ------------------------------------------------------------------------------------
     async def call(self, tool: str, args: Args) -> Answer:
@@ -113,137 +165,78 @@ class ElasticsearchConnector(Connector):
         raise ToolError(f"unknown tool {tool!r}")
 
     async def search(self, index: str, body: dict[str, Any] | None) -> Answer:
-        request = dict(guard.check_body(body, self.config.allow_scripts))
-        size, capped = self._size(request.get("size"))
-        if not 0 <= int(request.get("from", 0) or 0) <= guard.MAX_FROM:
-            raise ToolError(f"invalid arguments: from must be between 0 and {guard.MAX_FROM} (use search_after)")
-        names = await self._narrow(index)
-        request["size"] = size + 1 if capped else size
-        request["track_total_hits"] = _track_total(request.get("track_total_hits"))
-        request.setdefault("timeout", f"{self.limits.timeout_s:g}s")
-        if not names:  # a pattern that matches nothing allowed: what Elasticsearch answers for no match
-            response: dict = {"hits": {"hits": [], "total": {"value": 0, "relation": "eq"}}}
-        else:
-            response = (await self._run(lambda es: es.search(index=",".join(names), body=request))).body
-        return self._search_answer(response, size, capped, ",".join(names), dumps(body or {}))
-
-    def _size(self, size: Any) -> tuple[int, bool]:
-        if size is None or (isinstance(size, int) and size > self.limits.max_rows):
-            return self.limits.max_rows, True
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise ToolError("invalid arguments: size must be an integer of at least 1")
-        return size, False
-
-    def _search_answer(self, response: dict, size: int, capped: bool, index: str, statement: str) -> Answer:
-        aggregations = response.get("aggregations")
-        budget = RowBudget(size, self.limits.max_bytes - (len(dumps_bytes(aggregations)) if aggregations else 0))
-        if budget.max_bytes <= 0:
-            raise ToolError("the aggregations alone exceed max_bytes; narrow them (fewer buckets, smaller size)")
-        for hit in response.get("hits", {}).get("hits", []):
-            if not budget.add({k: hit.get(k) for k in ("_index", "_id", "_score", "_source")}):
-                break
-        n, truncated = len(budget.rows), budget.truncated
-        total = response.get("hits", {}).get("total") or {"value": 0, "relation": "eq"}
-        data: dict[str, Any] = {"hits": budget.rows, "total": total, "row_count": n, "truncated": truncated}
-        if aggregations is not None:
-            data["aggregations"] = aggregations
-        text = dumps(data) if aggregations is not None else (
-            f'{{"hits":{budget.json_rows()},"total":{dumps(total)},"row_count":{n},'
-            f'"truncated":{"true" if truncated else "false"}}}')
-        return Answer(data, object=index, statement=statement, row_count=n, truncated=truncated, text=text)
+        request = dict(body or {})
+        guard.check_body(request, self.policy)
+        keep, ask, _ = window(request, self.limits.max_rows)
+        request["size"] = ask
+        request["track_total_hits"] = track_total(request.get("track_total_hits"))
+        names = await guard.resolve(index, self.policy, self._resolve)
+        target = ",".join(names)
+        if len(quote(target, safe=",*")) > _MAX_TARGET:
+            raise ToolError(f"index {index!r} matches {len(names)} indices, too many for one search: name fewer")
+        response = await self._run(lambda es: es.search(index=target, body=request,
+                                                        allow_partial_search_results=False), index)
+        data, text = search_answer(response.body, keep, self.limits.max_bytes)
+        return Answer(data, object=index, statement=dumps(body or {}), row_count=data["row_count"],
+                      truncated=data["truncated"], text=text)
 
     async def esql(self, query: str) -> Answer:
-        expression, targets, lookups = guard.esql_sources(query)
-        for name in lookups:
-            if ":" in name or not self.allowlist.allows(name):
-                raise guard.not_found(name)
-        if targets:
-            resolved = {t.name: await self._resolve(t.name) for t in targets if t.pattern and not t.exclude}
-            names = guard.narrow(targets, self.allowlist.allows, lambda p: resolved.get(p, []))
-            if not names:
-                raise guard.not_found(expression)
-            query = guard.replace_sources(query, names)
-        bounded = f"{query.rstrip().rstrip(';')}\n| LIMIT {self.limits.max_rows + 1}"
-        response = (await self._run(lambda es: es.esql.query(query=bounded, format="json"))).body
-        columns = [{"name": c["name"], "type": c["type"]} for c in response.get("columns", [])]
-        budget = RowBudget(self.limits.max_rows, self.limits.max_bytes)
-        for row in response.get("values", []):
-            if not budget.add(row):
-                break
-        n, truncated = len(budget.rows), budget.truncated
-        text = (f'{{"columns":{dumps(columns)},"rows":{budget.json_rows()},"row_count":{n},'
-                f'"truncated":{"true" if truncated else "false"}}}')
-        return Answer({"columns": columns, "rows": budget.rows, "row_count": n, "truncated": truncated},
-                      statement=query, row_count=n, truncated=truncated, text=text)
+        checked = await check_esql(query, self.policy, self._resolve)
+        bounded = f"{checked}\n| LIMIT {self.limits.max_rows + 1}"  # max_rows + 1: the extra row marks truncation
+        response = await self._run(lambda es: es.esql.query(query=bounded, format="json"))
+        body = response.body if isinstance(response.body, dict) else {}
+        if body.get("is_partial"):
+            raise ToolError(f"database {self.name!r}: ES|QL returned partial results (some shards or clusters "
+                            "failed); try again")
+        data, text = esql_answer(body, self.limits.max_rows, self.limits.max_bytes)
+        return Answer(data, statement=query, row_count=data["row_count"], truncated=data["truncated"], text=text)
 
     async def list_objects(self, pattern: str | None) -> Answer:
-        body = (await self._run(lambda es: es.indices.resolve_index(name="*"))).body
-        found = [(i["name"], kind) for key, kind in (("indices", "index"), ("aliases", "alias"),
-                                                     ("data_streams", "data stream"))
-                 for i in body.get(key, []) if "hidden" not in i.get("attributes", [])]
-        objects, truncated = [], False
-        for name, kind in sorted(found):
-            if name.startswith(".") or not self.allowlist.allows(name) or not matches(name, pattern):
-                continue
-            if len(objects) >= self.limits.max_rows:
-                truncated = True
-                break
-            objects.append({"name": name, "kind": kind, "rows": None})
-        for obj in objects[:_COUNTED]:
-            obj["rows"] = (await self._run(lambda es, n=obj["name"]: es.count(index=n))).body.get("count")
+        expand = ["open", "closed"] + (["hidden"] if any(p.startswith(".") for p in self.policy.include) else [])
+        resolved = await self._run(lambda es: es.indices.resolve_index(name="*", expand_wildcards=expand))
+        try:  # counts and sizes need the `monitor` privilege: without it, names and kinds only
+            stats = (await self._run(lambda es: es.cat.indices(format="json", h="index,docs.count,store.size",
+                                                               bytes="b", expand_wildcards=expand))).body
+        except ToolError:
+            stats = []
+        objects, truncated = listing(resolved.body, stats, self.policy.visible, pattern, self.limits.max_rows)
+        for alias in [o for o in objects if o["kind"] == "alias"][:_COUNTED_ALIASES]:
+            try:  # best effort: an alias over a closed index cannot be counted, and that is no reason to fail
+                counted = await self._run(lambda es, n=alias["name"]: es.count(index=n), alias["name"])
+                alias["rows"] = counted.body.get("count")
+            except ToolError:
+                alias["rows"] = None
         return Answer({"objects": objects, "truncated": truncated}, row_count=len(objects), truncated=truncated)
 
     async def describe_object(self, name: str) -> Answer:
-        try:
-            targets = guard.parse_expression(name)
-        except ToolError:
-            raise self._unknown(name) from None
-        if len(targets) != 1 or targets[0].pattern or not self.allowlist.allows(name):
+        if not guard.valid_name(name) or not self.policy.visible(name):
             raise self._unknown(name)
-        try:
-            mappings = (await self._run(lambda es: es.indices.get_mapping(index=name))).body
-        except ToolError as e:
-            if "no such index" in e.message or "index_not_found" in e.message:
-                raise self._unknown(name) from None
-            raise
-        resolved = (await self._run(lambda es: es.indices.resolve_index(name=name))).body
-        aliases = sorted({a for i in resolved.get("indices", []) for a in i.get("aliases", [])})
-        fields: dict[str, dict] = {}
-        for index_mapping in mappings.values():
-            _flatten(index_mapping.get("mappings", {}), fields)
-        return Answer({"name": name, "indices": sorted(mappings), "aliases": aliases,
-                       "fields": [fields[p] for p in sorted(fields)]}, object=name)
+        expand = self._expand(name.startswith("."))
+        resolved = await self._run(lambda es: es.indices.resolve_index(name=name, expand_wildcards=expand,
+                                                                      ignore_unavailable=True))
+        found = kind_of(resolved.body, name)
+        if found is None:
+            raise self._unknown(name)
+        kind, item = found
+        mappings = await self._run(lambda es: es.indices.get_mapping(index=name), name)
+        fields, truncated = flatten(mappings.body, self.limits.max_rows)
+        data: dict[str, Any] = {"name": name, "kind": kind, "fields": fields, "truncated": truncated}
+        if kind == "index":
+            data["aliases"] = sorted(a for a in item.get("aliases") or [] if self.policy.visible(a))
+        elif kind == "alias":
+            data["indices"] = sorted(i for i in item.get("indices") or [] if self.policy.visible(i))
+        else:
+            data["timestamp_field"] = item.get("timestamp_field")
+        return Answer(data, object=name)
 
     def _unknown(self, name: str) -> ToolError:
         return ToolError(f"unknown object {name!r} in database {self.name!r}; see list_objects")
 
 
-def _flatten(mapping: dict, out: dict[str, dict], prefix: str = "") -> None:
-    for name, spec in (mapping.get("properties") or {}).items():
-        path = f"{prefix}{name}"
-        kind = spec.get("type", "object")
-        out.setdefault(path, {"path": path, "type": kind, **({"nested": True} if kind == "nested" else {})})
-        for sub, sub_spec in (spec.get("fields") or {}).items():
-            out.setdefault(f"{path}.{sub}", {"path": f"{path}.{sub}", "type": sub_spec.get("type"),
-                                             "multi_field": True})
-        if "properties" in spec:
-            _flatten(spec, out, f"{path}.")
-    for name, spec in (mapping.get("runtime") or {}).items():
-        out.setdefault(f"{prefix}{name}", {"path": f"{prefix}{name}", "type": spec.get("type"), "runtime": True})
-
-
-def _track_total(value: Any) -> int | bool:
-    if value is False:
-        return False
-    if isinstance(value, int) and not isinstance(value, bool):
-        return max(0, min(value, _MAX_TRACK_TOTAL))
-    return _MAX_TRACK_TOTAL
-
-
-def _reason(e: ApiError) -> str:
-    try:
-        error = e.body.get("error", {}) if isinstance(e.body, dict) else {}
-        reason = error.get("reason") if isinstance(error, dict) else str(error)
-    except AttributeError:
-        reason = None
-    return " ".join(str(reason or e.message or type(e).__name__).split())[:300]
+def _invalid_options(message: str) -> str:
+    """What is wrong with the URL or TLS options, in words that never repeat the URL."""
+    if "ca_certs" in message:
+        return "ca_certs is not a readable file"
+    if "TLS options require" in message:
+        return "ca_certs / verify_certs need an https:// URL"
+    return "invalid Elasticsearch URL (expected e.g. https://es.internal:9200)"
