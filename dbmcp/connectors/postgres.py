@@ -168,7 +168,8 @@ class PostgresConnector(Connector):
                     continue
                 raise self._unreachable(e) from None
             except asyncpg.InterfaceError as e:
-                raise ToolError(f"database {self.name!r}: {_first_line(e)}") from None
+                hint = "; select its fields, (x).*, or to_jsonb(x)" if "composite" in _first_line(e) else ""
+                raise ToolError(f"database {self.name!r}: {_first_line(e)}{hint}") from None
         raise AssertionError("unreachable")
 
     def _timeout(self) -> ToolError:
@@ -187,7 +188,8 @@ class PostgresConnector(Connector):
                 try:
                     await conn.execute(end)
                 except Exception:  # the connection is unusable: drop it rather than return it to the pool
-                    conn.terminate()
+                    with contextlib.suppress(Exception):  # (the pool may have dropped it already)
+                        conn.terminate()
 
         return await self._with_conn(run)
 
@@ -258,13 +260,15 @@ class PostgresConnector(Connector):
     async def explain(self, sql: str) -> Answer:
         checked = await self.guard_check(sql)
         has_params = checked.tree.find(guard.exp.Parameter) is not None
+        query = checked.query or sql  # "EXPLAIN x" plans x
 
         async def run(conn: asyncpg.Connection) -> Answer:
             if not has_params:
-                plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}")  # noqa: S608 - sql passed the guard
+                plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {query}")  # noqa: S608 - it passed the guard
                 return Answer({"plan": plan[0]["Plan"]}, statement=sql)
             # $n placeholders without values: plan the prepared statement generically, whatever the values.
-            await conn.execute(f"PREPARE dbmcp_explain AS {sql}")  # noqa: S608 - sql passed the guard
+            # fetch, not execute: the extended protocol takes exactly one statement, as for sql_query.
+            await conn.fetch(f"PREPARE dbmcp_explain AS {query}")  # noqa: S608 - it passed the guard
             try:
                 n = await conn.fetchval(
                     "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = 'dbmcp_explain'"
@@ -364,6 +368,8 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typename, schema="pg_catalog", encoder=dumps, decoder=json.loads, format="text")
     for typename in ("numeric", "interval"):  # exact text, not a float or a lossy timedelta
         await conn.set_type_codec(typename, schema="pg_catalog", encoder=str, decoder=str, format="text")
+    # row(...) values in PostgreSQL's text form, "(1,x)" (a table's row type still needs its fields selected)
+    await conn.set_type_codec("record", schema="pg_catalog", encoder=str, decoder=str, format="text")
 
 
 def _type_name(t: Any) -> str:

@@ -80,7 +80,9 @@ WHERE i.indrelid = $1
 ORDER BY ic.relname
 """
 
-# What the SQL guard needs to know (one round trip): search_path, functions by volatility, relations on the path.
+# What the SQL guard needs to know (one round trip): search_path, functions by volatility, relations on the path,
+# functions with regclass parameters (their positions), user-defined types that are not a relation's row type,
+# where code the guard cannot see may run (views, row-security policies, user-defined operators and casts).
 GUARD_FACTS = """
 SELECT current_schemas(true)::text[] AS search_path,
        ARRAY(SELECT DISTINCT proname::text FROM pg_catalog.pg_proc
@@ -93,7 +95,26 @@ SELECT current_schemas(true)::text[] AS search_path,
        ARRAY(SELECT ARRAY[n.nspname::text, c.relname::text]
              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-               AND n.nspname = ANY(current_schemas(true))) AS relations
+               AND n.nspname = ANY(current_schemas(true))) AS relations,
+       ARRAY(SELECT DISTINCT ARRAY[p.proname::text, (a.position - 1)::text]
+             FROM pg_catalog.pg_proc p, unnest(p.proargtypes::oid[]) WITH ORDINALITY a(type, position)
+             WHERE a.type = 'pg_catalog.regclass'::regtype) AS regclass_args,
+       ARRAY(SELECT n.nspname || '.' || t.typname
+             FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+             LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+               AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c
+                               WHERE c.oid = COALESCE(NULLIF(e.typrelid, 0), t.typrelid) AND c.relkind <> 'c'))
+         AS user_types,
+       ARRAY(SELECT n.nspname || '.' || c.relname
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE (c.relkind = 'v' OR c.relrowsecurity)
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema')) AS opaque_relations,
+       EXISTS (SELECT FROM pg_catalog.pg_operator o
+               WHERE o.oprnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace))
+       OR EXISTS (SELECT FROM pg_catalog.pg_cast k JOIN pg_catalog.pg_proc p ON p.oid = k.castfunc
+                  WHERE p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace))
+         AS always_opaque
 """
 
 ROLE_CHECK = """
@@ -116,6 +137,9 @@ def guard_policy(facts: asyncpg.Record, allows: Callable[[str], bool], allowed_f
     relations: dict[str, set[str]] = {}
     for schema, name in facts["relations"]:
         relations.setdefault(name, set()).add(schema)
+    regclass_args: dict[str, set[int]] = {}
+    for name, position in facts["regclass_args"]:
+        regclass_args.setdefault(name.lower(), set()).add(int(position))
     return SqlPolicy(
         allows=allows,
         search_path=tuple(facts["search_path"]),
@@ -124,8 +148,13 @@ def guard_policy(facts: asyncpg.Record, allows: Callable[[str], bool], allowed_f
             builtin=frozenset(facts["builtin"]), builtin_volatile=frozenset(facts["builtin_volatile"]),
             user_safe=frozenset(safe), user_unsafe=frozenset(unsafe),
             allowed=frozenset(f.lower() for f in allowed_functions),
+            regclass_args={name: frozenset(p) for name, p in regclass_args.items()},
         ),
         max_sleep_s=max_sleep_s,
+        catalog_visible=allows("pg_catalog.pg_class"),
+        user_types=frozenset(facts["user_types"]),
+        opaque_relations=frozenset(facts["opaque_relations"]),
+        always_opaque=facts["always_opaque"],
     )
 
 

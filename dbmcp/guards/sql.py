@@ -1,29 +1,38 @@
 """The SQL guard (PostgreSQL dialect, sqlglot): one read-only query inside the allowlist, or a refusal.
 
-Fail closed at every step: a statement sqlglot does not parse into a known read-only shape is refused; every
-node of the tree is checked (writes hidden in CTEs and subqueries, SELECT INTO, locking clauses); every function
-call must be known to be read-only (guards/sql_functions.py); every relation the statement reads is resolved
-(CTE names shadow tables, unqualified names through the connection's real search_path) and must be inside the
-database's include/exclude lists; a hidden relation is refused in exactly the words PostgreSQL uses for one that
-does not exist. The database is the second wall (READ ONLY transaction, timeouts, rollback):
-see connectors/postgres.py and docs/security.md.
+Fail closed at every step: the text must tokenize as PostgreSQL tokenizes it (guards/sql_syntax.py); a statement
+that does not parse into a known read-only shape is refused; every node of the tree is checked (writes in CTEs and
+subqueries, SELECT INTO, locking clauses); every call, attribute notation `x.func` included, must be known to be
+read-only (guards/sql_functions.py); every relation read is resolved (CTEs, the real search_path, names in strings,
+row types) and must be inside include/exclude, a hidden one refused in PostgreSQL's words for a missing one. The
+database is the second wall: connectors/postgres.py, docs/security.md.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError
 
 from dbmcp.errors import Refused
-from dbmcp.guards.sql_functions import RELATION_ARGUMENT, UNKNOWN, FunctionCatalog, verdict
+from dbmcp.guards import sql_functions as fn
+from dbmcp.guards.sql_functions import UNKNOWN, FunctionCatalog
+from dbmcp.guards.sql_syntax import (
+    array_depth,
+    array_items,
+    explained_query,
+    ident,
+    in_type_name,
+    lexical_problem,
+    not_understood,
+    reg_type,
+    type_ref,
+)
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # it warns on every fallback to a generic Command
 
@@ -38,9 +47,10 @@ _FORBIDDEN: dict[type[exp.Expression], str] = {
     exp.Rollback: "transaction control", exp.Analyze: "ANALYZE",
 }
 _FORBIDDEN_TYPES = tuple(_FORBIDDEN)
-_EXPLAIN_OPTIONS = {"VERBOSE", "COSTS", "SETTINGS", "GENERIC_PLAN", "BUFFERS", "WAL", "TIMING", "SUMMARY",
-                    "MEMORY", "FORMAT", "SERIALIZE"}
-_REGCLASS = {"REGCLASS"}
+_SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
+_USER_TYPE = exp.DataType.Type.USERDEFINED
+_COMPUTED = "refused: a relation or type given by a computed name or oid is not allowed here; name it in a string"
+_CATALOG_FUNCTIONS = "reads the system catalogs, which this database's allowlist does not include"
 
 
 class HiddenRelation(Refused):
@@ -52,7 +62,7 @@ class NeedsCatalog(Refused):
 
 
 class UnknownFunction(NeedsCatalog):
-    pass
+    """A function the cached catalog does not know."""
 
 
 class UnknownRelation(HiddenRelation, NeedsCatalog):
@@ -72,6 +82,12 @@ class SqlPolicy:
     relations: Mapping[str, frozenset[str]] = field(default_factory=dict)  # relname -> schemas that have it
     functions: FunctionCatalog = FunctionCatalog()
     max_sleep_s: float = 30.0
+    catalog_visible: bool = True  # the allowlist admits pg_catalog.pg_class: catalog facts are not secret
+    user_types: frozenset[str] = frozenset()  # "schema.name" of user types that are not a relation's row type
+    # Where code the guard cannot see may run: views and row-security tables ("schema.name"); user-defined
+    # operators or casts anywhere make every statement opaque.
+    opaque_relations: frozenset[str] = frozenset()
+    always_opaque: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,40 +97,84 @@ class Checked:
     sql: str
     tree: exp.Expression
     relations: tuple[str, ...]
-    opaque: bool = False  # it calls user-defined functions, whose bodies the guard cannot see
+    opaque: bool = False  # it may run code the guard cannot see (user functions, views): clean the session after
+    query: str = ""  # the read query itself (without EXPLAIN and its options, when the statement is one)
+
+
+class _Seen:
+    """What the walk found: the relations read, and whether code the guard cannot see may run."""
+
+    __slots__ = ("relations", "opaque")
+
+    def __init__(self, opaque: bool):
+        self.relations: list[str] = []
+        self.opaque = opaque
 
 
 def check_query(sql: str, policy: SqlPolicy) -> Checked:
     """Accept exactly one read-only query (SELECT, WITH ... SELECT, VALUES, TABLE, set operations, EXPLAIN)."""
-    tree = _parse_one(sql)
+    tree, query = _parse_one(sql), sql
     if isinstance(tree, exp.Command) and str(tree.this).upper() == "EXPLAIN":
-        tree = _explained(tree)
+        query = _explained(tree)
+        tree = _parse_one(query)
     if not isinstance(tree, _READ_ROOTS):
         raise Refused(f"refused: {_kind(tree)} is not allowed; dbmcp runs read-only queries")
-    relations: list[str] = []
-    opaque = False
+    seen = _Seen(policy.always_opaque)
     for node in tree.walk():
-        if isinstance(node, _FORBIDDEN_TYPES):
-            raise Refused(f"refused: {_FORBIDDEN[type(node)]} is not allowed; dbmcp runs read-only queries")
-        if isinstance(node, exp.Table):
-            relation = _relation(node, policy)
-            if relation:
-                relations.append(relation)
-        elif isinstance(node, exp.Anonymous):
-            opaque = _check_call(node, policy, relations) or opaque
-        elif isinstance(node, exp.Cast) and node.to.sql(dialect="postgres").upper() in _REGCLASS:
-            _check_relation_argument(node.this, policy, relations)
-    return Checked(sql=sql, tree=tree, relations=tuple(relations), opaque=opaque)
+        _check_node(node, policy, seen)
+    return Checked(sql=sql, tree=tree, relations=tuple(seen.relations), opaque=seen.opaque, query=query)
 
 
+def _check_node(node: exp.Expression, policy: SqlPolicy, seen: _Seen) -> None:
+    if isinstance(node, _FORBIDDEN_TYPES):
+        what = next(v for k, v in _FORBIDDEN.items() if isinstance(node, k))
+        raise Refused(f"refused: {what} is not allowed; dbmcp runs read-only queries")
+    if isinstance(node, exp.Table):
+        relation = _relation(node, policy)
+        if relation:
+            seen.relations.append(relation)
+            seen.opaque = seen.opaque or relation in policy.opaque_relations
+    elif isinstance(node, exp.Anonymous):
+        seen.opaque = _check_call(node, policy, seen.relations) or seen.opaque
+    elif isinstance(node, exp.Cast):
+        _check_cast(node, policy, seen.relations)
+    elif isinstance(node, exp.Column):
+        if node.args.get("table") is not None:  # x.f is f(x) when x has no column f: attribute notation
+            _check_attribute_call(node.this, policy, seen)
+            if node.args.get("db") is not None:
+                _check_attribute_call(node.args["table"], policy, seen)
+    elif isinstance(node, exp.Dot) and not in_type_name(node):
+        _check_attribute_call(node.expression, policy, seen)
+    elif isinstance(node, exp.DataType):
+        if node.this == _USER_TYPE:
+            schema, name = type_ref(node)
+            shown = (f"{schema}.{name}" if schema else name) + "[]" * array_depth(node)
+            user = _check_type_name(schema, name, policy, shown=shown)
+            seen.opaque = seen.opaque or user  # a domain's CHECK, a type's input function
+    elif isinstance(node, exp.CTE) and not isinstance(node.this, _READ_ROOTS):  # a CTE body must be a query too
+        raise Refused(f"refused: {_kind(node.this)} is not allowed; dbmcp runs read-only queries")
+    elif isinstance(node, exp.Func):
+        reason = fn.typed_reason(policy.functions, type(node))
+        if reason:
+            raise Refused(f"refused: {reason}")
+        seen.opaque = seen.opaque or fn.user_named(policy.functions, type(node))
+
+
+# ---- parsing: one statement, tokenized as PostgreSQL tokenizes it ---------------------------------------------
 @lru_cache(maxsize=1024)
 def _parse_cached(sql: str) -> exp.Expression | str:
     """The single statement's tree (shared and read-only: callers never modify it), or why it was refused."""
     try:
-        statements = [s for s in sqlglot.parse(sql, read=_DIALECT) if s is not None]
+        tokens = _DIALECT.tokenize(sql)
+        problem = lexical_problem(sql, tokens)
+        if problem:
+            return problem
+        statements = [s for s in _DIALECT.parser().parse(tokens, sql) if s is not None]
     except SqlglotError as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return f"refused: the statement is not understood ({first[:160]}); dbmcp runs read-only queries only"
+        return not_understood(first[:160])
+    except Exception as e:  # noqa: BLE001 - any parser failure (recursion depth, internal errors) fails closed
+        return not_understood(type(e).__name__)
     if len(statements) != 1:
         return f"refused: exactly one statement is allowed, got {len(statements)}"
     return statements[0]
@@ -129,49 +189,31 @@ def _parse_one(sql: str) -> exp.Expression:
     return parsed
 
 
-def _explained(command: exp.Command) -> exp.Expression:
-    """EXPLAIN without ANALYZE of a read query: the query's tree (the options are checked here)."""
+def _explained(command: exp.Command) -> str:
+    """EXPLAIN without ANALYZE of a read query: the query's text."""
     rest = command.expression.name if isinstance(command.expression, exp.Literal) else str(command.expression or "")
-    options: list[str] = []
-    match = re.match(r"\s*\(([^()]*)\)", rest)
-    if match:
-        options = [o.strip().split()[0].upper() for o in match.group(1).split(",") if o.strip()]
-        rest = rest[match.end():]
-    else:
-        while (word := re.match(r"\s*([A-Za-z_]+)\b", rest)) and word.group(1).upper() in {"VERBOSE", "ANALYZE",
-                                                                                        "ANALYSE"}:
-            options.append(word.group(1).upper())
-            rest = rest[word.end():]
-    if any(o in ("ANALYZE", "ANALYSE") for o in options):
-        raise Refused("refused: EXPLAIN ANALYZE runs the statement; use sql_explain (it never executes)")
-    if any(o not in _EXPLAIN_OPTIONS for o in options):
-        raise Refused("refused: unknown EXPLAIN option; dbmcp runs read-only queries")
-    return _parse_one(rest)
+    return explained_query(rest)
 
 
 def _kind(tree: exp.Expression) -> str:
     if isinstance(tree, exp.Command):
         return str(tree.this).upper() or "this statement"
-    return {"select": "SELECT"}.get(tree.key, tree.key.upper())
+    return next((v for k, v in _FORBIDDEN.items() if isinstance(tree, k)), "this statement")
 
 
-def _ident(node: exp.Expression | None) -> str | None:
-    """An identifier as PostgreSQL sees it: quoted keeps its case, unquoted folds to lower case."""
-    if node is None:
-        return None
-    if isinstance(node, exp.Identifier):
-        return node.this if node.quoted else node.this.lower()
-    return node.name.lower() or None
-
-
+# ---- relations ------------------------------------------------------------------------------------------------
 def _relation(table: exp.Table, policy: SqlPolicy) -> str | None:
     """The relation a table reference reads (None for CTE names and table functions); refuse hidden ones."""
     if not isinstance(table.this, exp.Identifier):
         return None
-    name, schema = _ident(table.this), _ident(table.args.get("db"))
+    name, schema = ident(table.this), ident(table.args.get("db"))
     if schema is None and _shadowed_by_cte(table, name):
         return None
-    return _resolve(schema, name, policy, shown=f"{schema}.{name}" if schema else name)
+    qualified = _resolve(schema, name, policy, shown=f"{schema}.{name}" if schema else name)
+    if qualified in fn.DATA_RELATIONS or name in fn.DATA_RELATION_NAMES:  # visible, so it may be named
+        raise Refused(f"refused: {qualified} is not allowed: it shows row values of other tables, other sessions' "
+                      "statements or secrets")
+    return qualified
 
 
 def _resolve(schema: str | None, name: str, policy: SqlPolicy, shown: str) -> str:
@@ -186,7 +228,8 @@ def _resolve(schema: str | None, name: str, policy: SqlPolicy, shown: str) -> st
 
 
 def _shadowed_by_cte(table: exp.Table, name: str) -> bool:
-    """Whether an unqualified name refers to a CTE visible at this point (earlier CTEs; itself when RECURSIVE)."""
+    """Whether an unqualified name refers to a CTE visible at this point: earlier CTEs of a WITH, every CTE of a
+    WITH RECURSIVE, all of them from the query the WITH belongs to."""
     path: list[exp.Expression] = [table]
     node = table.parent
     while node is not None:
@@ -194,61 +237,136 @@ def _shadowed_by_cte(table: exp.Table, name: str) -> bool:
         if isinstance(with_, exp.With):
             ctes = list(with_.expressions)
             inside = next((c for c in ctes if c in path), None)
-            if inside is None:
-                visible = ctes
-            else:
-                i = ctes.index(inside)
-                visible = ctes[: i + 1] if with_.args.get("recursive") else ctes[:i]
-            if any(_ident(c.args["alias"].this) == name for c in visible if c.args.get("alias")):
+            visible = ctes if inside is None or with_.args.get("recursive") else ctes[: ctes.index(inside)]
+            if any(ident(c.args["alias"].this) == name for c in visible if c.args.get("alias")):
                 return True
         path.append(node)
         node = node.parent
     return False
 
 
+def _relation_named(text: str, policy: SqlPolicy) -> str:
+    """A relation named by a string (regclass input): resolved and checked like a table reference."""
+    table = _name_in_string(text, "relation")
+    schema, name = ident(table.args.get("db")), ident(table.this)
+    return _resolve(schema, name, policy, shown=f"{schema}.{name}" if schema else name)
+
+
+def _name_in_string(text: str, what: str) -> exp.Table:
+    try:
+        table = _DIALECT.parse_into(exp.Table, text)[0]
+    except SqlglotError:
+        table = None
+    if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier):
+        raise HiddenRelation(f'{what} "{text}" does not exist')
+    return table
+
+
+# ---- types: a table's row type shows its columns ------------------------------------------------------------
+def _check_type_name(schema: str | None, name: str, policy: SqlPolicy, shown: str) -> bool:
+    """A user-defined type: refused when it is the row type (or its array) of a relation outside the allowlist.
+    Returns whether it is a type outside the system schemas (its input function or domain checks are code)."""
+    if schema is not None:
+        return _check_type_in(schema, name, policy, shown)
+    bases = (name, name[1:]) if name.startswith("_") else (name,)
+    for s in policy.search_path:
+        if f"{s}.{name}" in policy.user_types:
+            return True
+        if any(s in policy.relations.get(b, ()) for b in bases):
+            return _check_type_in(s, name, policy, shown)
+    return False  # a built-in type, or none at all (PostgreSQL says so)
+
+
+def _check_type_in(schema: str, name: str, policy: SqlPolicy, shown: str) -> bool:
+    base = name[1:] if name.startswith("_") else None
+    if schema in _SYSTEM_SCHEMAS:
+        return False
+    if f"{schema}.{name}" in policy.user_types or (base and f"{schema}.{base}" in policy.user_types):
+        return True
+    if not (policy.allows(f"{schema}.{name}") and (base is None or policy.allows(f"{schema}.{base}"))):
+        raise HiddenRelation(f'type "{shown}" does not exist')
+    return False  # a relation's row type
+
+
+def _check_type_string(text: str, policy: SqlPolicy) -> None:
+    core, brackets = text.strip(), ""
+    while core.endswith("[]"):
+        core, brackets = core[:-2].rstrip(), brackets + "[]"
+    try:
+        if exp.DataType.build(core, dialect=_DIALECT).this != _USER_TYPE:
+            return
+    except (SqlglotError, ValueError):
+        pass
+    table = _name_in_string(core, "type")
+    schema, name = ident(table.args.get("db")), ident(table.this)
+    _check_type_name(schema, name, policy, shown=(f"{schema}.{name}" if schema else name) + brackets)
+
+
+def _check_cast(cast: exp.Cast, policy: SqlPolicy, relations: list[str]) -> None:
+    """'x'::regclass and 'x'::regtype name a relation (or its row type): checked like a reference to it."""
+    kind, array = reg_type(cast.to)
+    if kind is None:
+        return
+    arg = cast.this
+    if isinstance(arg, exp.Literal) and arg.is_string:
+        names = array_items(arg.this) if array else [arg.this]
+        if names is None:
+            raise Refused(_COMPUTED)
+    elif array and isinstance(arg, exp.Array) and all(isinstance(e, exp.Literal) for e in arg.expressions):
+        names = [e.this for e in arg.expressions]
+    elif isinstance(arg, exp.Column) and policy.catalog_visible:
+        return
+    else:
+        raise Refused(_COMPUTED)
+    for name in names:
+        if kind == "regclass":
+            relations.append(_relation_named(name, policy))
+        else:
+            _check_type_string(name, policy)
+
+
+# ---- functions ----------------------------------------------------------------------------------------------
 def _check_call(call: exp.Anonymous, policy: SqlPolicy, relations: list[str]) -> bool:
-    """Refuse a call that is not known to be read-only; return whether it is a user-defined function."""
+    """Refuse a call that is not known to be read-only; return whether it may be a user-defined function."""
     name = call.name.lower()
     schema = None
     if isinstance(call.parent, exp.Dot) and call.parent.expression is call:
         schema = call.parent.this.sql(dialect="postgres").strip('"').lower()
-    reason = verdict(policy.functions, schema, name)
-    if reason is None and name == "pg_sleep":
-        reason = _sleep_reason(call, policy.max_sleep_s)
-    if name in ("pg_sleep_for", "pg_sleep_until"):
-        reason = f"{name}() is not allowed; use pg_sleep(seconds) within the timeout"
+    reason = fn.call_reason(policy.functions, schema, name, call.expressions, policy.max_sleep_s)
     if reason:
         raise (UnknownFunction if reason.endswith(UNKNOWN) else Refused)(f"refused: {reason}")
-    positions = RELATION_ARGUMENT.get(name)
-    if positions:
-        index = positions.get(len(call.expressions))
-        if index is not None:
-            _check_relation_argument(call.expressions[index], policy, relations)
-    builtin = schema in (None, "pg_catalog") and (
-        name in policy.functions.builtin or name in policy.functions.builtin_volatile)
-    return not builtin
+    builtin = schema in (None, "pg_catalog")
+    if builtin and name.startswith("to_reg") and not policy.catalog_visible:  # NULL for a missing name: telling
+        raise Refused(f"refused: {name}() {_CATALOG_FUNCTIONS}")
+    args = call.expressions
+    positions = fn.relation_positions(policy.functions, name, len(args))
+    for i in positions:
+        _check_relation_argument(args[i], policy, relations)
+    type_index = fn.TYPE_ARGUMENT.get(name, {}).get(len(args)) if builtin else None
+    if type_index is not None:
+        arg = args[type_index]
+        if isinstance(arg, exp.Literal) and arg.is_string:
+            _check_type_string(arg.this, policy)
+        elif not (isinstance(arg, exp.Column) and policy.catalog_visible):
+            raise Refused(_COMPUTED)
+    elif builtin and not positions and not policy.catalog_visible and fn.catalog_reader(name):
+        raise Refused(f"refused: {name}() {_CATALOG_FUNCTIONS}")
+    return not (builtin and fn.builtin_only(policy.functions, schema, name))
 
 
-def _sleep_reason(call: exp.Anonymous, limit: float) -> str | None:
-    arg = call.expressions[0] if len(call.expressions) == 1 else None
-    if isinstance(arg, exp.Literal) and not arg.is_string:
-        try:
-            if float(arg.this) <= limit:
-                return None
-        except ValueError:
-            pass
-    return f"pg_sleep() is not allowed beyond the timeout ({limit:g} s) or with a computed argument"
+def _check_attribute_call(node: exp.Expression | None, policy: SqlPolicy, seen: _Seen) -> None:
+    if isinstance(node, exp.Identifier):
+        name = ident(node)
+        reason = fn.attribute_reason(policy.functions, name, policy.catalog_visible)
+        if reason:
+            raise Refused(f"refused: {reason}")
+        seen.opaque = seen.opaque or fn.user_named(policy.functions, name)
 
 
 def _check_relation_argument(arg: exp.Expression, policy: SqlPolicy, relations: list[str]) -> None:
-    """A relation named by a string (pg_relation_size('x'), 'x'::regclass) is checked like a table reference."""
-    if isinstance(arg, exp.Column):
-        return  # e.g. an oid from a catalog table, which the allowlist itself admitted
-    if not (isinstance(arg, exp.Literal) and arg.is_string):
-        raise Refused("refused: a relation given by a computed name is not allowed")
-    try:
-        table = sqlglot.parse_one(arg.this, read=_DIALECT, into=exp.Table)
-    except SqlglotError:
-        raise HiddenRelation(f'relation "{arg.this}" does not exist') from None
-    schema, name = _ident(table.args.get("db")), _ident(table.this)
-    relations.append(_resolve(schema, name, policy, shown=f"{schema}.{name}" if schema else name))
+    """A relation named by a string (pg_relation_size('x'), has_table_privilege('x', ...)) is checked like a table
+    reference; a column (an oid from pg_class) only when the catalogs are visible anyway; anything else refused."""
+    if isinstance(arg, exp.Literal) and arg.is_string:
+        relations.append(_relation_named(arg.this, policy))
+    elif not (isinstance(arg, exp.Column) and policy.catalog_visible):
+        raise Refused(_COMPUTED)

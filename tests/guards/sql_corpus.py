@@ -163,11 +163,104 @@ _HIDDEN = [
     "select * from nowhere.table_x",
 ]
 
+# PostgreSQL reads x.f as f(x) when x has no column f ("attribute notation"): a call without parentheses.
+_ATTRIBUTE = [
+    ("select f.pg_read_file from lower('/etc/passwd') as f", FUNC),
+    ("select (f).pg_read_file from cast('/etc/passwd' as text) f", FUNC),
+    ("select ('/etc/passwd'::text).pg_read_file", FUNC),
+    ("select (select '/etc/passwd'::text).pg_read_file", FUNC),
+    ("select t.pg_ls_dir from lower('.') t", FUNC),
+    ("select x.lo_import from lower('/etc/passwd') x", FUNC),
+    ("select s.pg_sleep from cast(100 as float8) s", FUNC),
+    ("select n.pg_cancel_backend from cast(1 as int) n", FUNC),
+    ("select o.nextval from store.orders o", FUNC),
+    ("select x.pg_relation_size from lower('store.customer_secrets') x", FUNC),
+    ("select store.orders.setval from store.orders", FUNC),
+]
+# A table's row type shows its columns, and its existence: null::hidden, 'hidden'::regtype ...
+_ROW_TYPES = [
+    "select null::store.customer_secrets", "select (null::store.customer_secrets).*",
+    'select null::"store"."customer_secrets"', "select null::store._customer_secrets",
+    "select cast(null as store.customer_secrets)", "select '(1,a,b)'::store.customer_secrets",
+    "select (row(1, 'a', 'b')::store.customer_secrets).api_token",
+    "select * from json_populate_record(null::store.customer_secrets, '{}')",
+    "select * from jsonb_populate_recordset(null::store.customer_secrets, '[]')",
+    "select * from jsonb_to_record('{}') as x(a store.customer_secrets)",
+    "select pg_typeof(null::store.customer_secrets)", "select 'store.customer_secrets'::regtype",
+    "select to_regtype('store.customer_secrets')", "select 'store.customer_secrets[]'::regtype",
+]
+# Relations named in strings, every spelling PostgreSQL's regclass input accepts.
+_REGCLASS = [
+    ("select 'store.customer_secrets'::pg_catalog.regclass", HIDDEN),
+    ('select \'store.customer_secrets\'::"regclass"', HIDDEN), ("select regclass 'store.customer_secrets'", HIDDEN),
+    ("select cast('store.customer_secrets' as regclass)", HIDDEN),
+    ("select '\"store\".\"customer_secrets\"'::regclass", HIDDEN), ("select 'STORE.CUSTOMER_SECRETS'::regclass", HIDDEN),
+    ("select '  store.customer_secrets '::regclass", HIDDEN), ("select regclassin('store.customer_secrets')", HIDDEN),
+    ("select '{store.orders,store.customer_secrets}'::pg_catalog.regclass[]", HIDDEN),
+    ("select array['store.customer_secrets']::pg_catalog.regclass[]", HIDDEN),
+    ("select '{{store.orders},{store.customer_secrets}}'::pg_catalog.regclass[][]", HIDDEN),
+    ("select pg_indexes_size('store.customer_secrets')", HIDDEN),
+    ("select pg_get_viewdef('store.customer_secrets')", HIDDEN),
+    ("select row_security_active('store.customer_secrets')", HIDDEN),
+    ("select has_column_privilege('store.customer_secrets', 'api_token', 'select')", HIDDEN),
+    ("select $1::regclass", "computed name"), ("select ('store.' || 'customer_secrets')::regclass", "computed name"),
+    ("select pg_relation_size(relation => 'store.customer_secrets')", "computed name"),
+    ("select pg_get_viewdef(16384)", "computed name"),
+]
+# Catalog relations that show other tables' values, other sessions' statements or secrets.
+_DATA_RELATIONS = [
+    "select * from pg_stats where tablename = 'customer_secrets'", "select * from pg_catalog.pg_statistic",
+    "select * from pg_stats_ext", "select query from pg_stat_activity", "select * from pg_authid",
+    "select passwd from pg_shadow", "select * from pg_user_mappings", "select * from pg_largeobject",
+    "select * from pg_file_settings", "select * from pg_hba_file_rules", "select * from pg_catalog.pg_subscription",
+    "select (select query from pg_catalog.pg_stat_activity limit 1)",
+]
+# Text that sqlglot and PostgreSQL could tokenize differently: refused rather than guessed.
+_LEXICAL = [
+    ("select 1\u00a0from store.customers", NOT_UNDERSTOOD), ("select\u2003count(*) from store.orders", NOT_UNDERSTOOD),
+    ("select 1 as x\u00a0, 2", NOT_UNDERSTOOD), ("select id from store.customers where id = 1\u2028", NOT_UNDERSTOOD),
+    ('select U&"\\0070g_read_file"(\'/etc/passwd\')', NOT_UNDERSTOOD),
+    ('select * from U&"store".U&"customer\\005fsecrets"', None),
+    ("select 1 /* unterminated", NOT_UNDERSTOOD), ("select\u200bpg_read_file('/etc/passwd')", None),
+    ("select api_token --x\r from store.customer_secrets", HIDDEN),
+    ("select 1 -- \r; delete from store.reviews", ONE),
+    ("explain/**/analyze select 1", "EXPLAIN ANALYZE"), ("explain -- x\n analyze select 1", "EXPLAIN ANALYZE"),
+    ("explain /* c */ (analyze) select 1", "EXPLAIN ANALYZE"),
+    ("explain verbose /* c */ analyze select 1", "EXPLAIN ANALYZE"), ("explain (costs off, /**/ analyze) select 1", None),
+    ("select 'a\\', pg_read_file('/etc/passwd') --'", FUNC), ("select E'\\'', pg_read_file('/etc/passwd') --'", FUNC),
+    ("select $q$ $$ $q$, pg_read_file('/etc/passwd')", FUNC), ("select 1 /* /* */ */ , pg_read_file('x')", FUNC),
+]
+_MORE_STATEMENTS = [
+    ("select * from store.orders for update of orders nowait", WRITE),
+    ("select * from store.orders o join store.customers c on c.id = o.customer_id for share of c", WRITE),
+    ("select * from store.orders limit 1 for no key update skip locked", WRITE),
+    ("select * into temporary t from store.orders", WRITE), ("select * into unlogged u from store.orders", WRITE),
+    ("with recursive r as (select * from store.customer_secrets union all select * from r) select * from r", HIDDEN),
+    ("with customer_secrets as (select * from customer_secrets) select * from customer_secrets", HIDDEN),
+    ("select * from store.customer_secrets *", HIDDEN), ("select * from (table store.customer_secrets) t", HIDDEN),
+    ("select * from store.customers c where exists (table store.customer_secrets)", HIDDEN),
+    ("select * from store.customers natural join store.customer_secrets", HIDDEN),
+    ("select * from store.orders o, lateral (with s as (select 1) select * from store.customer_secrets) x", HIDDEN),
+    ("select * from store_db.store.customer_secrets", HIDDEN),
+    ("select pg_stat_get_activity(null)", FUNC), ("select pg_stat_get_backend_activity(1)", FUNC),
+    ("select * from pg_catalog.pg_options_to_table(array['a=1']), pg_catalog.pg_stat_reset()", FUNC),
+    ("select xmlagg(query_to_xml('select 1', true, true, ''))", FUNC),
+    ("with x as (describe store.orders) select 1", WRITE), ("with x as (show all) select 1", None),
+    ("select pg_sleep(30.5)", FUNC), ("select pg_sleep('1')", FUNC), ("select pg_sleep(1) from generate_series(1, 2) "
+                                                                      "where pg_sleep(100) is null", FUNC),
+]
+
 HOSTILE: list[tuple[str, str | None]] = [
     *_STATEMENTS,
     *[(form.format(call=call), FUNC) for call in _DENIED_CALLS for form in _CALL_FORMS],
     *_QUOTED,
     *[(sql, HIDDEN if "computed" not in sql and "||" not in sql else "computed name") for sql in _HIDDEN],
+    *_ATTRIBUTE,
+    *[(sql, HIDDEN) for sql in _ROW_TYPES],
+    *_REGCLASS,
+    *[(sql, "shows row values") for sql in _DATA_RELATIONS],
+    *_LEXICAL,
+    *_MORE_STATEMENTS,
 ]
 
 LEGIT = [
@@ -251,5 +344,43 @@ LEGIT = [
     "select 'x; drop table y' as harmless, $$also; harmless$$",
     "select 1 -- delete from store.reviews",
     "/* report */ select count(*) from store.reviews",
+    "with recursive a as (select * from b), b as (select 1 as x) select * from a",
+    "with t as (select id, total from store.orders) select id from t union all select id from t order by 1 limit 5",
+    "with a as (select 1 as x), b as (select x + 1 as y from a) select * from a, b",
+    "select (o).total, (o).status from store.orders o limit 3",
+    "select row_to_json(o) from store.orders o limit 2",
+    "select to_jsonb(c) - 'email' from store.customers c limit 2",
+    "select null::store.warehouses is null, row(1, 2.5, 'x')",
+    "select * from jsonb_populate_record(null::store.warehouses, '{\"id\": 1, \"code\": \"X\"}')",
+    "select (null::store.warehouses).*",
+    "select 'store.orders'::regclass::oid > 0",
+    "select '{store.orders,store.products}'::pg_catalog.regclass[]",
+    "select obj_description('store.orders'::regclass, 'pg_class')",
+    "select col_description('store.orders'::regclass, 1)",
+    "select pg_get_viewdef('store.order_summary', true)",
+    "select has_table_privilege('store.orders', 'select')",
+    "select to_regtype('integer'), 'numeric(12,2)'::regtype, format_type('int8'::regtype, null)",
+    "select c.relname, c.oid::regclass from pg_class c where c.relnamespace = 'store'::regnamespace limit 5",
+    "select ts_rank(to_tsvector('english', body), plainto_tsquery('english', 'good')) from store.reviews "
+    "where body is not null limit 3",
+    "select id from store.reviews where to_tsvector('simple', coalesce(body, '')) @@ to_tsquery('simple', 'good')",
+    "select row(1, 'a') = row(1, 'a'), (1, 2) < (1, 3)",
+    "select U&'d\\0061t\\0061', E'tab\\there', $tag$dollar 'quoted'$tag$, 'caf\u00e9\u00a0cr\u00e8me'",
+    "select count(*) as \"n\u00famero\" from store.orders",
+    "select width_bucket(total, 0, 1000, 10) b, count(*) from store.orders group by 1 order by 1",
+    "select product_id, avg(rating) filter (where rating >= 4) from store.reviews group by 1 limit 5",
+    "select mode() within group (order by status) from store.orders",
+    "select o.id, i.* from store.orders o join lateral (select count(*) n from store.order_items i "
+    "where i.order_id = o.id) i on true limit 5",
+    "select * from store.inventory tablesample bernoulli (50) repeatable (1) limit 5",
+    "select id, ordered_at at time zone 'Europe/Paris' from store.orders limit 2",
+    "select array_length(tags, 1), cardinality(tags) from store.customers limit 3",
+    "select jsonb_agg(jsonb_build_object('id', id, 'sku', sku)) from store.products where id < 5",
+    "select greatest(1, 2), least(3, 4), abs(-1), round(2.345, 2), trunc(now()::date - date '2024-01-01')",
+    "select only_id from (select id as only_id from only store.orders) x limit 1",
+    "select pg_sleep(0)",
+    "select * from store.order_summary o where o.item_count > 1 limit 3",
+    "with x as materialized (select status, count(*) n from store.orders group by 1), y(s, m) as not materialized "
+    "(table x) select * from y order by 2 desc",
     "select s.*, row_number() over () from store.warehouses s",
 ]

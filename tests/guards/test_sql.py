@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 import asyncpg
 import pytest
+import sqlglot
+from sqlglot import exp
 
 from dbmcp.allowlist import Allowlist
 from dbmcp.connectors.postgres_catalog import GUARD_FACTS, guard_policy
 from dbmcp.demo.launcher import DATABASE
 from dbmcp.errors import Refused
 from dbmcp.guards.sql import SqlPolicy, check_query
-from tests.guards.sql_corpus import EXCLUDE, HOSTILE, INCLUDE, LEGIT
+from dbmcp.guards.sql_functions import call_reason
+from tests.guards.sql_corpus import EXCLUDE, HIDDEN, HOSTILE, INCLUDE, LEGIT
 
 
 @pytest.fixture(scope="module")
-async def policy(pg) -> SqlPolicy:
+async def facts(pg) -> asyncpg.Record:
     conn = await asyncpg.connect(pg.dsn(DATABASE))
     try:
-        facts = await conn.fetchrow(GUARD_FACTS)
+        return await conn.fetchrow(GUARD_FACTS)
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="module")
+def policy(facts) -> SqlPolicy:
     return guard_policy(facts, Allowlist(INCLUDE, EXCLUDE).allows, [], 30.0)
 
 
@@ -41,10 +51,22 @@ def test_legitimate_passes(policy, sql):
     assert check_query(sql, policy).sql == sql
 
 
-def test_hidden_relation_is_worded_as_missing(policy):
+@pytest.mark.parametrize(
+    ("sql", "message"),  # exactly what PostgreSQL says when the object does not exist
+    [("select * from store.customer_secrets", 'relation "store.customer_secrets" does not exist'),
+     ("select * from STORE.CUSTOMER_SECRETS", 'relation "store.customer_secrets" does not exist'),
+     ("select * from \"Store\".customer_secrets", 'relation "Store.customer_secrets" does not exist'),
+     ("select ' STORE.CUSTOMER_SECRETS'::regclass", 'relation "store.customer_secrets" does not exist'),
+     ("select has_table_privilege('Store.Customer_Secrets', 'select')",
+      'relation "store.customer_secrets" does not exist'),
+     ("select null::STORE.CUSTOMER_SECRETS[]", 'type "store.customer_secrets[]" does not exist'),
+     ("select 'STORE.CUSTOMER_SECRETS[]'::regtype", 'type "store.customer_secrets[]" does not exist'),
+     ("select null::store._customer_secrets", 'type "store._customer_secrets" does not exist')],
+)
+def test_hidden_relation_is_worded_as_missing(policy, sql, message):
     with pytest.raises(Refused) as e:
-        check_query("select * from store.customer_secrets", policy)
-    assert e.value.message == 'relation "store.customer_secrets" does not exist'
+        check_query(sql, policy)
+    assert e.value.message == message
 
 
 def test_relations_are_resolved_through_ctes_and_search_path(policy):
@@ -53,8 +75,6 @@ def test_relations_are_resolved_through_ctes_and_search_path(policy):
 
 
 def test_user_functions_follow_the_catalog_and_allow_functions(policy):
-    from dataclasses import replace
-
     functions = replace(policy.functions, user_safe=frozenset({"store.safe_fn", "safe_fn"}),
                         user_unsafe=frozenset({"store.risky_fn", "risky_fn"}))
     local = replace(policy, functions=functions)
@@ -66,3 +86,130 @@ def test_user_functions_follow_the_catalog_and_allow_functions(policy):
     with pytest.raises(Refused, match="side effects"):  # the denylist wins over allow_functions
         check_query("select pg_read_file('x')", replace(local, functions=replace(functions,
                                                                                 allowed=frozenset({"pg_read_file"}))))
+
+
+# ---- when the allowlist does not admit the system catalogs ------------------------------------------------------
+NO_CATALOG = [  # (sql, None when it passes, else a fragment of the refusal)
+    ("select * from pg_class", 'relation "pg_class" does not exist'),
+    ("select * from information_schema.tables", "does not exist"),
+    ("select relname from pg_catalog.pg_class", "does not exist"),
+    ("select format_type(23, null)", "reads the system catalogs"),
+    ("select obj_description(16384, 'pg_class')", "reads the system catalogs"),
+    ("select pg_get_viewdef(v) from (values (16384)) t(v)", "computed name"),
+    ("select has_table_privilege(t.v, 'select') from (values ('store.customer_secrets')) t(v)", "computed name"),
+    ("select x::regclass from (values (16384::oid)) t(x)", "computed name"),
+    ("select f.obj_description from cast(16384 as oid) f", "attribute notation"),
+    ("select pg_stat_get_live_tuples(16384)", "reads the system catalogs"),
+    ("select pg_relation_size('store.customer_secrets')", "does not exist"),
+    ("select to_regclass('store.orders')", "reads the system catalogs"),  # NULL when missing, else an error
+    ("select to_regtype('integer')", "reads the system catalogs"),
+    ("select null::pg_class", None),  # a system row type: public knowledge
+    ("select pg_relation_size('store.orders'), pg_get_viewdef('store.order_summary')", None),
+    ("select 'store.orders'::regclass, has_table_privilege('store.orders', 'select')", None),
+    ("select count(*) from store.orders", None),
+    ("select to_char(now(), 'YYYY'), jsonb_build_object('a', 1), gen_random_uuid() is not null", None),
+]
+
+
+@pytest.mark.parametrize(("sql", "refusal"), NO_CATALOG)
+def test_catalogs_outside_the_allowlist(facts, sql, refusal):
+    policy = guard_policy(facts, Allowlist(["store.*"], EXCLUDE).allows, [], 30.0)
+    assert not policy.catalog_visible
+    if refusal is None:
+        check_query(sql, policy)
+    else:
+        with pytest.raises(Refused, match=re.escape(refusal)):
+            check_query(sql, policy)
+
+
+# ---- name resolution ---------------------------------------------------------------------------------------------
+SCOPES = [  # with store on the search_path: unqualified names, CTE shadowing as PostgreSQL scopes it
+    ("select * from customer_secrets", HIDDEN),
+    ("with customer_secrets as (select 1) select * from customer_secrets", None),
+    ("with a as (select * from customer_secrets), customer_secrets as (select 1) select * from a", HIDDEN),
+    ("with recursive a as (select * from customer_secrets), customer_secrets as (select 1) select * from a", None),
+    ("with customer_secrets as (select * from customer_secrets) select 1", HIDDEN),
+    ("select * from (with customer_secrets as (select 1) select * from customer_secrets) x, customer_secrets", HIDDEN),
+    ("select (with customer_secrets as (select 1) select count(*) from customer_secrets)", None),
+    ("with x as (select 1) select * from x, lateral (select * from customer_secrets) y", HIDDEN),
+    ('select * from "customer_secrets"', HIDDEN), ('select * from "Customer_Secrets"', "does not exist"),
+    ("select * from orders join customers on customers.id = orders.customer_id", None),
+    ("select null::customer_secrets", HIDDEN), ("select null::_customer_secrets", HIDDEN),
+    ("select null::orders, null::_orders", None),
+]
+
+
+@pytest.fixture(scope="module")
+async def store_on_path(pg) -> SqlPolicy:
+    """The policy of a connection whose search_path (set for the role, say) puts store first."""
+    conn = await asyncpg.connect(pg.dsn(DATABASE), server_settings={"search_path": "store, public"})
+    try:
+        facts = await conn.fetchrow(GUARD_FACTS)
+    finally:
+        await conn.close()
+    assert facts["search_path"] == ["pg_catalog", "store", "public"]
+    return guard_policy(facts, Allowlist(INCLUDE, EXCLUDE).allows, [], 30.0)
+
+
+@pytest.mark.parametrize(("sql", "refusal"), SCOPES)
+def test_names_resolve_as_postgresql_resolves_them(store_on_path, sql, refusal):
+    local = store_on_path
+    if refusal is None:
+        check_query(sql, local)
+    else:
+        with pytest.raises(Refused, match=re.escape(refusal)):
+            check_query(sql, local)
+
+
+def test_standalone_user_types_are_not_relations(policy):
+    local = replace(policy, allows=Allowlist(["store.orders"], []).allows, user_types=frozenset({"store.mood"}))
+    check_query("select null::store.mood, null::store._mood, 'store.mood'::regtype", local)
+    with pytest.raises(Refused, match='type "store.customers" does not exist'):
+        check_query("select null::store.customers", local)
+
+
+# ---- functions sqlglot parses into typed nodes -----------------------------------------------------------------
+async def test_no_typed_node_hides_a_refused_function(pg, policy):
+    """sqlglot turns some names into typed nodes (random() -> Rand); none may slip past the verdict its name gets."""
+    conn = await asyncpg.connect(pg.dsn(DATABASE))
+    try:
+        procs = await conn.fetch("SELECT DISTINCT proname::text AS name, pronargs AS n FROM pg_proc "
+                                 "WHERE pronamespace = 'pg_catalog'::regnamespace")
+    finally:
+        await conn.close()
+    typed = 0
+    for proc in procs:
+        sql = f"select {proc['name']}({', '.join(['1'] * proc['n'])})"
+        try:
+            tree = sqlglot.parse_one(sql, read="postgres")
+        except sqlglot.errors.SqlglotError:
+            continue  # not parsed: refused as not understood
+        call = tree.expressions[0].unalias()
+        if isinstance(call, exp.Anonymous) or not isinstance(call, exp.Func):
+            continue
+        typed += 1
+        reason = call_reason(policy.functions, None, proc["name"], [], policy.max_sleep_s)
+        if reason is not None:
+            with pytest.raises(Refused):
+                check_query(sql, policy)
+    assert typed > 100  # the check above really ran over sqlglot's typed functions
+
+
+def test_typed_nodes_named_like_a_user_function_are_judged_as_one(policy):
+    functions = replace(policy.functions, user_unsafe=frozenset({"lab.upper", "upper"}))
+    with pytest.raises(Refused, match="VOLATILE or SECURITY DEFINER"):
+        check_query("select upper('x')", replace(policy, functions=functions))
+
+
+# ---- opaque: code the guard cannot see ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("sql", "opaque"),
+    [("select count(*) from store.orders", False), ("select now(), random()", False),
+     ("select * from store.order_summary", True), ("select count(*) from (table store.order_summary) s", True),
+     ("select store.safe_fn(1)", True), ("select x.safe_fn from store.orders x", True)],
+)
+def test_statements_that_may_run_unseen_code_are_opaque(policy, sql, opaque):
+    functions = replace(policy.functions, user_safe=frozenset({"store.safe_fn", "safe_fn"}))
+    local = replace(policy, functions=functions)
+    assert check_query(sql, local).opaque is opaque
+    assert check_query("select 1", replace(local, always_opaque=True)).opaque  # user operators or casts exist
