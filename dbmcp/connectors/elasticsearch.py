@@ -2,7 +2,7 @@
 
 Every target passes the guard (guards/es.py, guards/esql.py) before a request is built: wildcards, `_all` and
 date math are expanded by the resolve API and narrowed to the allowed names, so searches and ES|QL queries name
-only allowed indices. Endpoints called: `HEAD /` (ping), `_resolve/index`, `_cat/indices` and `_count` (listing),
+only allowed indices. Endpoints called: `HEAD /` (ping), `_resolve/index` and `_count` (listing),
 `_mapping`, `_search`, `_query` (ES|QL); nothing else. Sizes are capped at max_rows (one more hit is asked for
 so that `truncated` is exact), `track_total_hits` is bounded, answers are cut at max_bytes, and every request
 has the limits.timeout_s deadline. The 8.x client speaks to 8.x and 9.x servers (REST compatibility 8).
@@ -39,7 +39,7 @@ from dbmcp.results import dumps
 log = logging.getLogger("dbmcp.elasticsearch")
 logging.getLogger("elastic_transport").setLevel(logging.WARNING)  # it logs every request (with its URL) at INFO
 _MAX_TARGET = 3000  # characters of explicit index names in a search path (the cluster caps the request line)
-_COUNTED_ALIASES = 20  # list_objects counts the documents of this many aliases (an alias may filter)
+_COUNTED = 50  # list_objects counts the documents of this many objects (one count request each)
 
 
 class SearchArgs(Args):
@@ -194,18 +194,15 @@ class ElasticsearchConnector(Connector):
     async def list_objects(self, pattern: str | None) -> Answer:
         expand = ["open", "closed"] + (["hidden"] if any(p.startswith(".") for p in self.policy.include) else [])
         resolved = await self._run(lambda es: es.indices.resolve_index(name="*", expand_wildcards=expand))
-        try:  # counts and sizes need the `monitor` privilege: without it, names and kinds only
-            stats = (await self._run(lambda es: es.cat.indices(format="json", h="index,docs.count,store.size",
-                                                               bytes="b", expand_wildcards=expand))).body
-        except ToolError:
-            stats = []
-        objects, truncated = listing(resolved.body, stats, self.policy.visible, pattern, self.limits.max_rows)
-        for alias in [o for o in objects if o["kind"] == "alias"][:_COUNTED_ALIASES]:
-            try:  # best effort: an alias over a closed index cannot be counted, and that is no reason to fail
-                counted = await self._run(lambda es, n=alias["name"]: es.count(index=n), alias["name"])
-                alias["rows"] = counted.body.get("count")
+        objects, truncated = listing(resolved.body, self.policy.visible, pattern, self.limits.max_rows)
+        # document counts through the count endpoint only (no _cat/_stats: dbmcp calls search, count, mapping,
+        # resolve and ES|QL and nothing else), for the first objects listed
+        for obj in objects[:_COUNTED]:
+            try:  # best effort: a closed index cannot be counted, and that is no reason to fail the listing
+                counted = await self._run(lambda es, n=obj["name"]: es.count(index=n), obj["name"])
+                obj["rows"] = counted.body.get("count")
             except ToolError:
-                alias["rows"] = None
+                obj["rows"] = None
         return Answer({"objects": objects, "truncated": truncated}, row_count=len(objects), truncated=truncated)
 
     async def describe_object(self, name: str) -> Answer:

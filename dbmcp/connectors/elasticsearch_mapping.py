@@ -1,4 +1,4 @@
-"""Elasticsearch answers: search windows and caps, hits, listings from resolve + _cat, flattened mappings.
+"""Elasticsearch answers: search windows and caps, hits, listings from the resolve API, flattened mappings.
 
 Pure functions over the cluster's JSON, so the connector keeps only the requests.
 """
@@ -87,36 +87,16 @@ def esql_answer(response: dict, max_rows: int, max_bytes: int) -> tuple[dict[str
 
 
 # ---- list_objects ---------------------------------------------------------------------------------
-def listing(resolved: dict, cat: list[dict], visible: Any, pattern: str | None, max_rows: int) -> tuple[list, bool]:
-    """Indices, aliases and data streams the caller may see, with document counts and sizes where cheap."""
-    stats = {row.get("index"): (_int(row.get("docs.count")), _int(row.get("store.size"))) for row in cat or []}
+def listing(resolved: dict, visible: Any, pattern: str | None, max_rows: int) -> tuple[list, bool]:
+    """Indices, aliases and data streams the caller may see (the connector adds document counts)."""
     found: dict[str, dict[str, Any]] = {}
     for key, kind in KINDS:
         for item in resolved.get(key) or []:
             name = item.get("name")
             if isinstance(name, str) and visible(name) and matches(name, pattern):
-                found.setdefault(name, {"name": name, "kind": kind, **_counts(kind, item, stats)})
+                found.setdefault(name, {"name": name, "kind": kind, "rows": None})
     objects = [found[name] for name in sorted(found)]
     return objects[:max_rows], len(objects) > max_rows
-
-
-def _counts(kind: str, item: dict, stats: dict) -> dict[str, Any]:
-    if kind == "index":
-        rows, size = stats.get(item["name"], (None, None))
-        return {"rows": rows, "size_bytes": size}
-    if kind == "data stream":
-        parts = [stats.get(b, (None, None)) for b in item.get("backing_indices") or []]
-        known = all(r is not None and s is not None for r, s in parts)
-        return {"rows": sum(r for r, _ in parts) if known else None,
-                "size_bytes": sum(s for _, s in parts) if known else None}
-    return {"rows": None, "size_bytes": None}  # an alias may filter: counted separately (see the connector)
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 # ---- describe_object ------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from tests.fakes.es_query import aggregate, esql, matches, select_source, sort_k
 
 HEADERS = {"X-Elastic-Product": "Elasticsearch"}
 # method, path pattern: the endpoints dbmcp may call, and nothing else
-ALLOWED = [("HEAD", r"/"), ("GET", r"/_resolve/index/[^/]+"), ("GET", r"/_cat/indices"),
+ALLOWED = [("HEAD", r"/"), ("GET", r"/_resolve/index/[^/]+"),
            ("POST", r"/[^/_][^/]*/_count"), ("GET", r"/[^/_][^/]*/_mapping"), ("POST", r"/[^/_][^/]*/_search"),
            ("POST", r"/_query")]
 
@@ -69,7 +69,6 @@ class FakeElasticsearch:
     def start(self) -> FakeElasticsearch:
         routes = [Route("/", self.info, methods=["GET", "HEAD"]),
                   Route("/_resolve/index/{expr:path}", self.resolve, methods=["GET"]),
-                  Route("/_cat/indices", self.cat, methods=["GET"]),
                   Route("/_query", self.esql, methods=["POST"]),
                   Route("/{index}/_search", self.search, methods=["GET", "POST"]),
                   Route("/{index}/_count", self.count, methods=["GET", "POST"]),
@@ -165,12 +164,6 @@ class FakeElasticsearch:
                 entry |= {"backing_indices": self.data_streams[name], "timestamp_field": "@timestamp"}
             out[kind].append(entry)
         return JSONResponse(out, headers=HEADERS)
-
-    async def cat(self, request: Request) -> Response:
-        await self._seen(request)
-        rows = [{"index": n, "docs.count": str(len(docs)), "store.size": str(100 * len(docs) + 225)}
-                for n, docs in self.indices.items()]
-        return JSONResponse(rows, headers=HEADERS)
 
     def concrete(self, expression: str) -> list[str]:
         """The concrete indices an expression reaches, each once (as Elasticsearch searches them)."""
