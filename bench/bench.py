@@ -35,6 +35,7 @@ from dbmcp.demo.pg import EmbeddedPostgres, free_port  # noqa: E402
 POINT = "SELECT * FROM store.customers WHERE id = {id}"
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
            "MCP-Protocol-Version": "2025-06-18"}
+BENCH_KEY = "dbmcp_bench_key_0123456789abcdef"
 
 
 class Http1:
@@ -112,7 +113,14 @@ async def point(port: int, ids: list[int]) -> list[float]:
     return times
 
 
-async def throughput(port: int, clients: int, duration: float, pid: int) -> tuple[float, float]:
+def tree_cpu_ms(pid: int) -> float:
+    """CPU of a process and its children (uvicorn's workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return cpu_ms(pid) + sum(cpu_ms(k) for k in kids)
+
+
+async def throughput(port: int, clients: int, duration: float, pid: int, tree: bool = False) -> tuple[float, float]:
     conns = [await Http1("127.0.0.1", port, "/mcp").open() for _ in range(clients)]
     rng = random.Random(7)
     count = 0
@@ -125,9 +133,10 @@ async def throughput(port: int, clients: int, duration: float, pid: int) -> tupl
             assert not result.get("isError"), result
             count += 1
 
-    cpu0, t0 = cpu_ms(pid), time.perf_counter()
+    measure = tree_cpu_ms if tree else cpu_ms
+    cpu0, t0 = measure(pid), time.perf_counter()
     await asyncio.gather(*(worker(c) for c in conns))
-    elapsed, cpu = time.perf_counter() - t0, cpu_ms(pid) - cpu0
+    elapsed, cpu = time.perf_counter() - t0, measure(pid) - cpu0
     for c in conns:
         c.close()
     return count / elapsed, cpu / max(count, 1)
@@ -169,19 +178,27 @@ async def load_big(pg: EmbeddedPostgres, rows: int) -> None:
     await conn.close()
 
 
-def start_server(pg: EmbeddedPostgres, tmp: Path, max_rows: int) -> tuple[subprocess.Popen, int, float]:
+def start_server(pg: EmbeddedPostgres, tmp: Path, max_rows: int, auth: bool = False,
+                 workers: int = 1) -> tuple[subprocess.Popen, int, float]:
+    """dbmcp serve; with `auth`, API-key auth and the audit log to a file (the production setting)."""
+    from dbmcp.auth.api_keys import digest
+
     port = free_port()
     config = tmp / "bench.yaml"
     config.write_text(json.dumps({
         "server": {"port": port},
+        "auth": {"mode": "api_keys", "api_keys": [{"name": "bench", "key_sha256": digest(BENCH_KEY),
+                                                   "scopes": [f"{DATABASE}:read"]}]} if auth else {"mode": "none"},
         "limits": {"max_rows": max_rows, "max_bytes": 64_000_000},
         "databases": {DATABASE: {"engine": "postgres", "url": pg.dsn(DATABASE, user=ROLE),
                                  "include": ["store.*", "bench.*"]}},
-        "audit": {"path": "off"},
+        "audit": {"path": str(tmp / "audit.jsonl") if auth else "off"},
     }))
+    if auth:
+        HEADERS["Authorization"] = f"Bearer {BENCH_KEY}"
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "dbmcp.cli", "--log-level", "warning", "serve",
-                             "--config", str(config)], stderr=subprocess.DEVNULL)
+                             "--config", str(config), "--workers", str(workers)], stderr=subprocess.DEVNULL)
 
     async def first_list() -> None:
         while True:
@@ -211,7 +228,11 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--big-rows", type=int, default=1_000_000)
     ap.add_argument("--max-rows", type=int, default=10_000, help="limits.max_rows for the run")
+    ap.add_argument("--compare", action="store_true",
+                    help="only calls/s and CPU per call: auth off, api_keys + audit file, and --workers 2")
     a = ap.parse_args()
+    if a.compare:
+        return compare(a)
     rng = random.Random(42)
     ids = [rng.randint(1, 1000) for _ in range(a.n)]
     with EmbeddedPostgres() as pg, tempfile.TemporaryDirectory() as tmp:
@@ -242,6 +263,29 @@ def main() -> int:
     print(f"| server peak RSS during that scan | {scan['peak_rss_mb']:.0f} MB | < 150 MB |")
     print(f"| tools/list size | {tl:,} bytes | < 6 KB |")
     print(f"| cold start (spawn -> first tools/list) | {cold:.2f} s | |")
+    return 0
+
+
+def compare(a: argparse.Namespace) -> int:
+    """Throughput and server CPU per call in three settings, on one database, one after another."""
+    rows = []
+    with EmbeddedPostgres() as pg, tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(prepare(pg))
+        for label, auth, workers in (("auth off, audit off", False, 1), ("api_keys + audit file", True, 1),
+                                     ("auth off, --workers 2", False, 2)):
+            proc, port, _ = start_server(pg, Path(tmp), a.max_rows, auth=auth, workers=workers)
+            try:
+                asyncio.run(point(port, list(range(1, 200))))
+                rate, cpu = asyncio.run(throughput(port, a.concurrency, a.duration, proc.pid, tree=workers > 1))
+                rows.append((label, rate, cpu))
+            finally:
+                proc.terminate()
+                proc.wait(30)
+                HEADERS.pop("Authorization", None)
+    print("| setting | calls/s | server CPU ms/call |")
+    print("| --- | --- | --- |")
+    for label, rate, cpu in rows:
+        print(f"| {label} | {rate:,.0f} | {cpu:.2f} |")
     return 0
 
 

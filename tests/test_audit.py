@@ -1,0 +1,45 @@
+"""The audit log: contract fields, nothing secret, size-based rotation."""
+
+from __future__ import annotations
+
+import json
+
+from dbmcp.audit import AuditLog, AuditRecord
+from dbmcp.config import AuditConfig
+
+
+def record(i: int) -> AuditRecord:
+    return AuditRecord("alice", "cli", "sql_query", "sales", None, f"select {i}", "ok", None, 1, False, 1.5)
+
+
+def test_lines_and_rotation(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(AuditConfig(path=str(path), max_bytes=2048, backups=2))
+    for i in range(100):
+        log.write(record(i))
+    log.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["audit.jsonl", "audit.jsonl.1", "audit.jsonl.2"]  # older ones dropped past `backups`
+    assert all(p.stat().st_size <= 2048 for p in tmp_path.iterdir())
+    last = json.loads(path.read_text().splitlines()[-1])
+    assert last["statement_sha256"] and "select 99" not in path.read_text()
+    assert set(last) == {"ts", "subject", "client_id", "tool", "database", "object", "statement_sha256", "outcome",
+                         "reason", "row_count", "truncated", "elapsed_ms"}
+
+
+def test_appends_across_restarts_and_off(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    for _ in range(2):
+        log = AuditLog(AuditConfig(path=str(path)))
+        log.write(record(1))
+        log.close()
+    assert len(path.read_text().splitlines()) == 2
+    off = AuditLog(AuditConfig(path="off"))
+    off.write(record(1))
+    off.close()
+
+
+def test_stdout(capsys):
+    log = AuditLog(AuditConfig(path="-"))
+    log.write(record(7))
+    assert json.loads(capsys.readouterr().out)["tool"] == "sql_query"
