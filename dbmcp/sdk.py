@@ -67,7 +67,8 @@ class SdkServer:
     async def start(self) -> ASGIApp:
         async with self._lock:
             if self._asgi is None:
-                self._asgi = await self._build()
+                # shielded: a client that hangs up mid-build must not leave a session manager running unowned
+                self._asgi = await asyncio.shield(self._build())
         return self._asgi
 
     async def _build(self) -> ASGIApp:
