@@ -52,7 +52,7 @@ class SdkServer:
         self.rules = rules
         self.stateless = stateless
         self._asgi: ASGIApp | None = None
-        self._lock = asyncio.Lock()
+        self._building: asyncio.Future[ASGIApp] | None = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -65,10 +65,10 @@ class SdkServer:
         await app(scope, receive, send)
 
     async def start(self) -> ASGIApp:
-        async with self._lock:
-            if self._asgi is None:
-                # shielded: a client that hangs up mid-build must not leave a session manager running unowned
-                self._asgi = await asyncio.shield(self._build())
+        # one build, whoever asks first; shielded, so a client that hangs up mid-build cancels only its wait
+        if self._building is None:
+            self._building = asyncio.ensure_future(self._build())
+        self._asgi = await asyncio.shield(self._building)
         return self._asgi
 
     async def _build(self) -> ASGIApp:
