@@ -68,7 +68,15 @@ class SdkServer:
         # one build, whoever asks first; shielded, so a client that hangs up mid-build cancels only its wait
         if self._building is None:
             self._building = asyncio.ensure_future(self._build())
-        self._asgi = await asyncio.shield(self._building)
+        building = self._building
+        try:
+            self._asgi = await asyncio.shield(building)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if self._building is building:
+                self._building = None  # a failed start is retried by the next request
+            raise
         return self._asgi
 
     async def _build(self) -> ASGIApp:
