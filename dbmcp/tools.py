@@ -112,18 +112,18 @@ class Tools:
                 out.append(self._tools[name])
         return out
 
-    # ---- calling ----------------------------------------------------------------------------------
     def visible_json(self, caller: Caller) -> list[dict[str, Any]]:
         """The caller's tools as MCP wire dicts (for the fast front; the same as the SDK's serialization)."""
         return [self._tool_json[t.name] for t in self.visible(caller)]
 
+    # ---- calling ----------------------------------------------------------------------------------
     async def call(self, caller: Caller, name: str, arguments: dict[str, Any] | None) -> CallResult:
         started = time.perf_counter()
         args: BaseModel | None = None
         answer: Answer | None = None
         outcome, reason = "ok", None
         try:
-            args = self._validate(caller, name, arguments)
+            args = self._validate(name, arguments)
             answer = await self._run(caller, name, args)
         except ToolError as e:
             outcome, reason = e.outcome, e.message
@@ -135,16 +135,15 @@ class Tools:
         database = database if isinstance(database, str) else None
         self.metrics.observe(name if name in self.specs else "(unknown)",
                              database if database in self.connectors else "", outcome, elapsed)
-        self.audit.write(
-            AuditRecord(
+        if self.audit.enabled:
+            self.audit.write(AuditRecord(
                 subject=caller.subject, client_id=caller.client_id, tool=name, database=database,
                 object=(answer.object if answer else None) or _first_attr(args, "object", "collection", "index"),
                 statement=(answer.statement if answer else None) or _first_attr(args, "sql", "query"),
                 outcome=outcome, reason=reason,
                 row_count=answer.row_count if answer else None, truncated=answer.truncated if answer else None,
                 elapsed_ms=elapsed * 1000,
-            )
-        )
+            ))
         if answer is None:
             return CallResult(text=reason or "", data=None, data_json=None, is_error=True)
         data_json = answer.text if answer.text is not None else dumps(answer.data)
@@ -152,7 +151,7 @@ class Tools:
         text = data_json if name == "list_databases" else untrusted(data_json)
         return CallResult(text=text, data=answer.data, data_json=data_json, is_error=False)
 
-    def _validate(self, caller: Caller, name: str, arguments: dict[str, Any] | None) -> BaseModel:
+    def _validate(self, name: str, arguments: dict[str, Any] | None) -> BaseModel:
         found = self.specs.get(name)
         if found is None:  # a tool that exists but is not listed for this caller answers per database, below
             raise ToolError(f"unknown tool {name!r}")
