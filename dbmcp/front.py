@@ -2,11 +2,12 @@
 
 In stateless mode the SDK builds a transport, memory streams, a dispatcher and a task per request: about 1 ms
 of CPU before a tool runs. Agents call tools in tight loops, so this front answers the requests that need
-none of that itself — a POST carrying one JSON-RPC request for `tools/call`, `tools/list` or `ping`, on a
-handshake-era protocol version (or none), with valid Host/Origin, Content-Type and Accept headers — through
-the same tool handlers the SDK server has registered (dbmcp.tools), with the SDK's types for validation.
-Anything else (initialize, notifications, the 2026 protocol, GET/DELETE, batches, malformed input, a header
-problem) is passed to the SDK unchanged, body included, so its answers and status codes stay the spec's.
+none of that itself — a POST carrying one JSON-RPC message for `tools/call`, `tools/list`, `ping`, `initialize`
+(a known handshake-era version) or `notifications/initialized`, on a handshake-era protocol version (or none),
+with valid Host/Origin, Content-Type and Accept headers — through the same tool handlers the SDK server has
+registered (dbmcp.tools, dbmcp.sdk), with the SDK's types for validation. Anything else (other notifications,
+the 2026 protocol, GET/DELETE, batches, malformed input, a header problem) is passed to the SDK unchanged, body
+included, so its answers and status codes stay the spec's; the SDK is started by the first such request.
 tests/test_front.py checks that both paths answer the same requests identically.
 """
 
