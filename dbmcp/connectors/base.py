@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dbmcp.allowlist import Allowlist
 from dbmcp.config import Limits
+from dbmcp.errors import ToolError
 
 Level = Literal["schema", "read"]
 
@@ -90,6 +91,14 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     async def call(self, tool: str, args: Args) -> Answer:
         """Run one of this engine's own `tools`."""
+
+    def timed_out(self) -> ToolError:
+        """The one wording, for every engine, of a call that ran past limits.timeout_s."""
+        return ToolError(f"query timed out after {self.limits.timeout_s:g} s (limits.timeout_s)")
+
+    def unreachable(self) -> ToolError:
+        """The one wording, for every engine, of a database that cannot be reached (never the URL)."""
+        return ToolError(f"database {self.name!r} is unreachable")
 
     async def check(self) -> list[str]:
         """Warnings for `dbmcp check` (e.g. a too-powerful role); empty when all is well."""

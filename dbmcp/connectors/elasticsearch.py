@@ -122,10 +122,10 @@ class ElasticsearchConnector(Connector):
         except ApiError as e:
             raise self._api_error(e, target) from None
         except ConnectionTimeout:
-            raise ToolError(f"query timed out after {self.limits.timeout_s:g} s (limits.timeout_s)") from None
+            raise self.timed_out() from None
         except TransportError as e:
             log.warning("database %s unreachable: %s", self.name, type(e).__name__)
-            raise ToolError(f"database {self.name!r} is unreachable") from None
+            raise self.unreachable() from None
 
     def _api_error(self, e: ApiError, target: str | None) -> ToolError:
         error = e.body.get("error") if isinstance(e.body, dict) else None

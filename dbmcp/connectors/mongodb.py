@@ -103,7 +103,7 @@ class MongoConnector(Connector):
             async with asyncio.timeout(self.limits.timeout_s + min(self.limits.timeout_s, 5.0)):
                 return await operation(self._client[self.config.database])
         except (ExecutionTimeout, TimeoutError):
-            raise ToolError(f"query timed out after {self.limits.timeout_s:g} s (limits.timeout_s)") from None
+            raise self.timed_out() from None
         except OperationFailure as e:
             if e.code in (_UNAUTHORIZED, _AUTH_FAILED):
                 raise ToolError(f"database {self.name!r} refused dbmcp's credentials or permissions") from None
@@ -111,7 +111,7 @@ class MongoConnector(Connector):
             raise ToolError(f"database {self.name!r}: {message.strip()[:300]}") from None
         except PyMongoError as e:
             log.warning("database %s unreachable: %s", self.name, type(e).__name__)
-            raise ToolError(f"database {self.name!r} is unreachable") from None
+            raise self.unreachable() from None
         except (bson.errors.BSONError, OverflowError) as e:  # a value BSON cannot hold (e.g. an int over 64 bits)
             raise ToolError(f"invalid query: {str(e).strip()[:200]}") from None
 

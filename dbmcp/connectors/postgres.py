@@ -144,7 +144,7 @@ class PostgresConnector(Connector):
         log.warning("database %s unreachable: %s", self.name, type(e).__name__)
         if isinstance(e, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError):
             return ToolError(f"database {self.name!r} refused dbmcp's credentials")
-        return ToolError(f"database {self.name!r} is unreachable")
+        return self.unreachable()
 
     # ---- running things ---------------------------------------------------------------------------
     async def _with_conn(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
@@ -156,9 +156,9 @@ class PostgresConnector(Connector):
                     async with pool.acquire() as conn:
                         return await fn(conn)
             except TimeoutError:
-                raise self._timeout() from None
+                raise self.timed_out() from None
             except asyncpg.QueryCanceledError:
-                raise self._timeout() from None
+                raise self.timed_out() from None
             except asyncpg.PostgresError as e:
                 if isinstance(e, _CONNECTION_ERRORS) and attempt == 1:
                     continue
@@ -171,9 +171,6 @@ class PostgresConnector(Connector):
                 hint = "; select its fields, (x).*, or to_jsonb(x)" if "composite" in _first_line(e) else ""
                 raise ToolError(f"database {self.name!r}: {_first_line(e)}{hint}") from None
         raise AssertionError("unreachable")
-
-    def _timeout(self) -> ToolError:
-        return ToolError(f"query timed out after {self.limits.timeout_s:g} s (limits.timeout_s)")
 
     async def _read_only(self, fn: Callable[[asyncpg.Connection], Awaitable[T]], opaque: bool = False) -> T:
         """fn inside BEGIN READ ONLY ... ROLLBACK. After a statement that ran user-defined functions (whose
