@@ -100,6 +100,10 @@ class Connector(abc.ABC):
         """The one wording, for every engine, of a database that cannot be reached (never the URL)."""
         return ToolError(f"database {self.name!r} is unreachable")
 
+    def unknown_object(self, name: str) -> ToolError:
+        """describe_object's answer for a name that does not exist or is outside the allowlist (read alike)."""
+        return ToolError(f"unknown object {name!r} in database {self.name!r}; see list_objects")
+
     async def check(self) -> list[str]:
         """Warnings for `dbmcp check` (e.g. a too-powerful role); empty when all is well."""
         return []

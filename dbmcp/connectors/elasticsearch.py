@@ -207,13 +207,13 @@ class ElasticsearchConnector(Connector):
 
     async def describe_object(self, name: str) -> Answer:
         if not guard.valid_name(name) or not self.policy.visible(name):
-            raise self._unknown(name)
+            raise self.unknown_object(name)
         expand = self._expand(name.startswith("."))
         resolved = await self._run(lambda es: es.indices.resolve_index(name=name, expand_wildcards=expand,
                                                                       ignore_unavailable=True))
         found = kind_of(resolved.body, name)
         if found is None:
-            raise self._unknown(name)
+            raise self.unknown_object(name)
         kind, item = found
         mappings = await self._run(lambda es: es.indices.get_mapping(index=name), name)
         fields, truncated = flatten(mappings.body, self.limits.max_rows)
@@ -226,8 +226,6 @@ class ElasticsearchConnector(Connector):
             data["timestamp_field"] = item.get("timestamp_field")
         return Answer(data, object=name)
 
-    def _unknown(self, name: str) -> ToolError:
-        return ToolError(f"unknown object {name!r} in database {self.name!r}; see list_objects")
 
 
 def _invalid_options(message: str) -> str:

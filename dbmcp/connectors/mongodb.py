@@ -214,10 +214,10 @@ class MongoConnector(Connector):
         try:
             collection = self.policy.collection(name)
         except ToolError:  # Refused included: hidden reads like unknown
-            raise self._unknown(name) from None
+            raise self.unknown_object(name) from None
         infos = {i["name"]: i for i in await self._run(_list_collections)}
         if collection not in infos:
-            raise self._unknown(name)
+            raise self.unknown_object(name)
         info, kind = infos[collection], _kind(infos[collection])
         shape, more = await self._sample(collection)
         fields, fields_cut = shape.fields()
@@ -258,8 +258,6 @@ class MongoConnector(Connector):
             return {}
         return {"view_on": reads[0], "pipeline": _relaxed(options.get("pipeline") or [])}
 
-    def _unknown(self, name: str) -> ToolError:
-        return ToolError(f"unknown object {name!r} in database {self.name!r}; see list_objects")
 
     async def check(self) -> list[str]:
         """Warn when the database would not refuse a write on its own (no authentication, or write privileges)."""

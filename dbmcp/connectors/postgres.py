@@ -303,7 +303,7 @@ class PostgresConnector(Connector):
             found = await conn.fetchrow(catalog.OBJECT, oid) if oid is not None else None
             full = f"{found['schema']}.{found['name']}" if found else None
             if found is None or not self.allowlist.allows(full):
-                raise ToolError(f"unknown object {name!r} in database {self.name!r}; see list_objects")
+                raise self.unknown_object(name)
             return Answer(await catalog.describe(conn, oid, found, self.allowlist.allows), object=full)
 
         return await self._read_only(run)
