@@ -1,9 +1,11 @@
 """PostgreSQL through an asyncpg pool: the engine's tools, run behind the guard and inside the database's own walls.
 
-Every query: guard -> `BEGIN READ ONLY` -> one prepared statement (statement/lock/idle timeouts are session
-settings of every pooled connection) -> rows through a cursor, stopped at max_rows + 1 / max_bytes ->
-`ROLLBACK`. A connection lost to a restart is retried once on a fresh one, so the database comes back
-without restarting dbmcp.
+Every pooled session is read-only by default and carries the statement/lock/idle timeouts (startup settings).
+A query the guard vouches for as plain (a query running only built-in code) runs as one unnamed prepared
+statement in its own implicit, read-only transaction, its rows fetched with one Execute of max_rows + 1. Any
+other statement runs inside `BEGIN READ ONLY`, its rows through a cursor stopped at max_rows + 1 / max_bytes,
+then `ROLLBACK` (and the session cleanup after code the guard cannot see). A connection lost to a restart is
+retried once on a fresh one, so the database comes back without restarting dbmcp.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
+from asyncpg.prepared_stmt import PreparedStatement
 from pydantic import Field
 
 from dbmcp.allowlist import matches
@@ -35,6 +38,8 @@ T = TypeVar("T")
 _CHUNK = 5000  # rows per cursor round trip
 _POLICY_RELOAD_S = 2.0  # at most this often, re-read the catalog when a query names something it lacks
 _GRACE_S = 5.0  # client-side deadline beyond the server's statement_timeout
+_LIMITED_FETCH = hasattr(PreparedStatement, "_PreparedStatement__bind_execute")  # asyncpg's Bind/Execute(limit)
+_ONE_SHOT_ROWS = 10_001  # max_rows below this: a plain statement's rows come in one Execute (see _query_implicit)
 
 
 class SqlQueryArgs(Args):
@@ -116,6 +121,7 @@ class PostgresConnector(Connector):
                         timeout=self.config.connect_timeout_s,
                         ssl=self._ssl(),
                         init=_init_connection,
+                        connection_class=_Connection,
                         reset=_after_rollback,
                         server_settings={
                             "application_name": "dbmcp",
@@ -173,22 +179,23 @@ class PostgresConnector(Connector):
         raise AssertionError("unreachable")
 
     async def _read_only(self, fn: Callable[[asyncpg.Connection], Awaitable[T]], opaque: bool = False) -> T:
+        """fn inside BEGIN READ ONLY ... ROLLBACK, on a pooled connection."""
+        return await self._with_conn(lambda conn: self._read_only_on(conn, lambda: fn(conn), opaque))
+
+    @staticmethod
+    async def _read_only_on(conn: asyncpg.Connection, fn: Callable[[], Awaitable[T]], opaque: bool) -> T:
         """fn inside BEGIN READ ONLY ... ROLLBACK. After a statement that ran user-defined functions (whose
         bodies the guard cannot see), the same round trip also releases session locks and listeners."""
         end = "ROLLBACK; SELECT pg_catalog.pg_advisory_unlock_all(); UNLISTEN *" if opaque else "ROLLBACK"
-
-        async def run(conn: asyncpg.Connection) -> T:
-            await conn.execute("BEGIN READ ONLY")
+        await conn.execute("BEGIN READ ONLY")
+        try:
+            return await fn()
+        finally:
             try:
-                return await fn(conn)
-            finally:
-                try:
-                    await conn.execute(end)
-                except Exception:  # the connection is unusable: drop it rather than return it to the pool
-                    with contextlib.suppress(Exception):  # (the pool may have dropped it already)
-                        conn.terminate()
-
-        return await self._with_conn(run)
+                await conn.execute(end)
+            except Exception:  # the connection is unusable: drop it rather than return it to the pool
+                with contextlib.suppress(Exception):  # (the pool may have dropped it already)
+                    conn.terminate()
 
     # ---- tools ------------------------------------------------------------------------------------
     async def call(self, tool: str, args: Args) -> Answer:
@@ -227,32 +234,54 @@ class PostgresConnector(Connector):
 
     async def query(self, sql: str, params: list[Any]) -> Answer:
         checked = await self.guard_check(sql)
-        limits = self.limits
+        one_shot = _plain(checked) and self.limits.max_rows < _ONE_SHOT_ROWS
 
         async def run(conn: asyncpg.Connection) -> Answer:
-            stmt = await conn.prepare(sql)
-            attributes = stmt.get_attributes()
-            columns = [{"name": a.name, "type": _type_name(a.type)} for a in attributes]
-            convert = _row_converter([a.type for a in attributes])
-            budget = RowBudget(limits.max_rows, limits.max_bytes)
-            cursor = await stmt.cursor(*_coerce_params(params, stmt.get_parameters()))
-            while not budget.truncated:
-                chunk = await cursor.fetch(min(_CHUNK, limits.max_rows + 1 - len(budget.rows)))
-                for record in chunk:
-                    if not budget.add(convert(record)):
-                        break
-                if len(chunk) == 0:
-                    break
-            n = len(budget.rows)
-            truncated = budget.truncated
-            data = {"columns": columns, "rows": budget.rows, "row_count": n, "truncated": truncated}
-            text = (
-                f'{{"columns":{dumps(columns)},"rows":{budget.json_rows()},'
-                f'"row_count":{n},"truncated":{"true" if truncated else "false"}}}'
-            )
-            return Answer(data, statement=sql, row_count=n, truncated=truncated, text=text)
+            if one_shot and _session_read_only(conn):
+                return await self._query_implicit(conn, sql, params)
+            return await self._read_only_on(conn, lambda: self._query_cursor(conn, sql, params), checked.opaque)
 
-        return await self._read_only(run, opaque=checked.opaque)
+        return await self._with_conn(run)
+
+    async def _query_implicit(self, conn: asyncpg.Connection, sql: str, params: list[Any]) -> Answer:
+        """A plain statement (a query running only built-in code, see guard.Checked.plain) in its own implicit
+        transaction, which the session's default_transaction_read_only makes read-only: Parse, then Bind/Execute
+        of at most max_rows + 1 rows, two round trips where BEGIN/cursor/ROLLBACK take four. As a second wall for
+        what ROLLBACK would have undone: should PostgreSQL report afterwards that the session is no longer
+        read-only or has another search_path, or a command tag other than SELECT, the connection is closed before
+        it can run anything else."""
+        stmt = await conn.prepare(sql, name="")
+        args = _coerce_params(params, stmt.get_parameters())
+        records = await stmt._PreparedStatement__bind_execute(args, self.limits.max_rows + 1, None)  # noqa: SLF001
+        # (a statement that failed changed nothing: its transaction rolled back)
+        tag = stmt.get_statusmsg()  # None when rows were left in the portal: a query's rows
+        if not (_session_intact(conn) and (tag is None or tag.startswith("SELECT"))):
+            log.error("database %s: a statement changed its session (%s); the connection is closed", self.name, tag)
+            conn.terminate()
+            raise Refused("refused: the statement changed the database session; its connection was closed")
+        budget, convert = self._budget(stmt)
+        for record in records:
+            if not budget.add(convert(record)):
+                break
+        return _rows_answer(sql, stmt, budget)
+
+    async def _query_cursor(self, conn: asyncpg.Connection, sql: str, params: list[Any]) -> Answer:
+        """Inside BEGIN READ ONLY: rows through a cursor, _CHUNK at a time, until the budget is full."""
+        stmt = await conn.prepare(sql, name="")
+        budget, convert = self._budget(stmt)
+        cursor = await stmt.cursor(*_coerce_params(params, stmt.get_parameters()))
+        while not budget.truncated:
+            chunk = await cursor.fetch(min(_CHUNK, self.limits.max_rows + 1 - len(budget.rows)))
+            for record in chunk:
+                if not budget.add(convert(record)):
+                    break
+            if len(chunk) == 0:
+                break
+        return _rows_answer(sql, stmt, budget)
+
+    def _budget(self, stmt: Any) -> tuple[RowBudget, Callable[[asyncpg.Record], list[Any]]]:
+        convert = _row_converter([a.type for a in stmt.get_attributes()])
+        return RowBudget(self.limits.max_rows, self.limits.max_bytes), convert
 
     async def explain(self, sql: str) -> Answer:
         checked = await self.guard_check(sql)
@@ -360,13 +389,46 @@ def _row_converter(types: list[Any]) -> Callable[[asyncpg.Record], list[Any]]:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    """Decode values into their exact JSON-safe forms (see dbmcp/results.py)."""
+    """Decode values into their exact JSON-safe forms (see dbmcp/results.py); remember the search_path."""
+    conn.opening_search_path = getattr(conn.get_settings(), "search_path", None)
     for typename in ("json", "jsonb"):
         await conn.set_type_codec(typename, schema="pg_catalog", encoder=dumps, decoder=json.loads, format="text")
     for typename in ("numeric", "interval"):  # exact text, not a float or a lossy timedelta
         await conn.set_type_codec(typename, schema="pg_catalog", encoder=str, decoder=str, format="text")
     # row(...) values in PostgreSQL's text form, "(1,x)" (a table's row type still needs its fields selected)
     await conn.set_type_codec("record", schema="pg_catalog", encoder=str, decoder=str, format="text")
+
+
+def _plain(checked: guard.Checked) -> bool:
+    """Whether the guard vouched that the statement runs only built-in code (and asyncpg offers a limited fetch)."""
+    return checked.plain and _LIMITED_FETCH
+
+
+class _Connection(asyncpg.Connection):
+    """A pooled connection that remembers the search_path PostgreSQL reported when it was opened (18+)."""
+
+    __slots__ = ("opening_search_path",)
+
+
+def _session_read_only(conn: asyncpg.Connection) -> bool:
+    """The session's default_transaction_read_only as PostgreSQL last reported it (14+; older ones do not)."""
+    return getattr(conn.get_settings(), "default_transaction_read_only", None) == "on"
+
+
+def _session_intact(conn: asyncpg.Connection) -> bool:
+    """Still read-only by default, with the search_path it opened with (as far as PostgreSQL reports them)."""
+    return _session_read_only(conn) and getattr(conn.get_settings(), "search_path", None) == conn.opening_search_path
+
+
+def _rows_answer(sql: str, stmt: Any, budget: RowBudget) -> Answer:
+    columns = [{"name": a.name, "type": _type_name(a.type)} for a in stmt.get_attributes()]
+    n, truncated = len(budget.rows), budget.truncated
+    data = {"columns": columns, "rows": budget.rows, "row_count": n, "truncated": truncated}
+    text = (
+        f'{{"columns":{dumps(columns)},"rows":{budget.json_rows()},'
+        f'"row_count":{n},"truncated":{"true" if truncated else "false"}}}'
+    )
+    return Answer(data, statement=sql, row_count=n, truncated=truncated, text=text)
 
 
 def _type_name(t: Any) -> str:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import Any
 
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError
+from sqlglot.tokens import Token, TokenType
 
 from dbmcp.errors import Refused
 from dbmcp.guards import sql_functions as fn
@@ -88,6 +90,8 @@ class SqlPolicy:
     # operators or casts anywhere make every statement opaque.
     opaque_relations: frozenset[str] = frozenset()
     always_opaque: bool = False
+    # Verdicts already reached under this policy (a new policy starts empty): by text, and by shape (see _shape).
+    verdicts: dict[Any, Checked] = field(default_factory=dict, init=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -95,10 +99,15 @@ class Checked:
     """A statement the guard accepted, and the relations it reads (schema.name)."""
 
     sql: str
-    tree: exp.Expression
+    tree: exp.Expression  # on a shape hit, the tree of an earlier text that differed only in number literals
     relations: tuple[str, ...]
     opaque: bool = False  # it may run code the guard cannot see (user functions, views): clean the session after
     query: str = ""  # the read query itself (without EXPLAIN and its options, when the statement is one)
+    # The guard vouches that PostgreSQL's grammar reads it as a query (it starts with SELECT, WITH, VALUES, TABLE
+    # or a parenthesis: no DO, CALL or SET can hide in it) and that only built-in code runs (no user functions,
+    # views, policies, user types, operators or casts): nothing in it can change the session, so the connector may
+    # run it outside an explicit transaction.
+    plain: bool = False
 
 
 class _Seen:
@@ -112,8 +121,30 @@ class _Seen:
 
 
 def check_query(sql: str, policy: SqlPolicy) -> Checked:
-    """Accept exactly one read-only query (SELECT, WITH ... SELECT, VALUES, TABLE, set operations, EXPLAIN)."""
-    tree, query = _parse_one(sql), sql
+    """Accept exactly one read-only query (SELECT, WITH ... SELECT, VALUES, TABLE, set operations, EXPLAIN).
+
+    Verdicts are remembered per policy: by text, and by shape, the tokens with number literals left out, when no
+    number in the statement is an argument of a call, cast or array (where the guard reads values: pg_sleep's
+    seconds, regclass[] items). Only acceptances are remembered; a refusal is worked out again each time."""
+    verdicts = policy.verdicts
+    known = verdicts.get(sql)
+    if known is not None:
+        return known
+    tokens = _tokens(sql)
+    shape = _shape(tokens)
+    known = verdicts.get(shape)
+    if known is not None:
+        checked = replace(known, sql=sql, query=sql)
+    else:
+        checked = _check(sql, tokens, policy)
+        if checked.query is sql and _numbers_are_values(checked.tree):
+            _remember(verdicts, shape, checked)
+    _remember(verdicts, sql, checked)
+    return checked
+
+
+def _check(sql: str, tokens: list[Token], policy: SqlPolicy) -> Checked:
+    tree, query = _parse_tokens(sql, tokens), sql
     if isinstance(tree, exp.Command) and str(tree.this).upper() == "EXPLAIN":
         query = _explained(tree)
         tree = _parse_one(query)
@@ -122,7 +153,32 @@ def check_query(sql: str, policy: SqlPolicy) -> Checked:
     seen = _Seen(policy.always_opaque)
     for node in tree.walk():
         _check_node(node, policy, seen)
-    return Checked(sql=sql, tree=tree, relations=tuple(seen.relations), opaque=seen.opaque, query=query)
+    return Checked(sql=sql, tree=tree, relations=tuple(seen.relations), opaque=seen.opaque, query=query,
+                   plain=not seen.opaque and tokens[0].token_type in _QUERY_FIRST)
+
+
+_QUERY_FIRST = frozenset({TokenType.SELECT, TokenType.WITH, TokenType.VALUES, TokenType.TABLE, TokenType.L_PAREN})
+_VERDICTS_KEPT = 4096
+_NUMBER = TokenType.NUMBER
+
+
+def _remember(verdicts: dict[Any, Checked], key: Any, checked: Checked) -> None:
+    if len(verdicts) >= _VERDICTS_KEPT:
+        verdicts.clear()
+    verdicts[key] = checked
+
+
+def _shape(tokens: list[Token]) -> tuple[Any, ...]:
+    """The statement with its number literals left out. Two texts with the same shape parse into the same tree but
+    for those numbers (sqlglot's parser never branches on a number's digits); strings and names stay in."""
+    return tuple(_NUMBER if t.token_type is _NUMBER else (t.token_type, t.text) for t in tokens)
+
+
+def _numbers_are_values(tree: exp.Expression) -> bool:
+    """Whether no number literal is an argument of a call, cast or array: the only places the guard reads one."""
+    return not any(
+        not lit.is_string and isinstance(lit.parent, exp.Func) for lit in tree.find_all(exp.Literal)
+    )
 
 
 def _check_node(node: exp.Expression, policy: SqlPolicy, seen: _Seen) -> None:
@@ -165,24 +221,45 @@ def _check_node(node: exp.Expression, policy: SqlPolicy, seen: _Seen) -> None:
 def _parse_cached(sql: str) -> exp.Expression | str:
     """The single statement's tree (shared and read-only: callers never modify it), or why it was refused."""
     try:
+        return _parse_tokens(sql, _tokens(sql))
+    except Refused as e:
+        return e.message
+
+
+def _tokens(sql: str) -> list[Token]:
+    """sqlglot's tokens, refused unless PostgreSQL would read the same ones (guards/sql_syntax.py)."""
+    if not sql or not sql.strip():
+        raise Refused("refused: empty statement")
+    try:
         tokens = _DIALECT.tokenize(sql)
-        problem = lexical_problem(sql, tokens)
-        if problem:
-            return problem
+    except SqlglotError as e:
+        raise Refused(_not_understood(e)) from None
+    except Exception as e:  # noqa: BLE001 - any tokenizer failure fails closed
+        raise Refused(not_understood(type(e).__name__)) from None
+    problem = lexical_problem(sql, tokens) if tokens else "refused: empty statement"
+    if problem:
+        raise Refused(problem)
+    return tokens
+
+
+def _parse_tokens(sql: str, tokens: list[Token]) -> exp.Expression:
+    try:
         statements = [s for s in _DIALECT.parser().parse(tokens, sql) if s is not None]
     except SqlglotError as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return not_understood(first[:160])
+        raise Refused(_not_understood(e)) from None
     except Exception as e:  # noqa: BLE001 - any parser failure (recursion depth, internal errors) fails closed
-        return not_understood(type(e).__name__)
+        raise Refused(not_understood(type(e).__name__)) from None
     if len(statements) != 1:
-        return f"refused: exactly one statement is allowed, got {len(statements)}"
+        raise Refused(f"refused: exactly one statement is allowed, got {len(statements)}")
     return statements[0]
 
 
+def _not_understood(e: SqlglotError) -> str:
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return not_understood(first[:160])
+
+
 def _parse_one(sql: str) -> exp.Expression:
-    if not sql or not sql.strip():
-        raise Refused("refused: empty statement")
     parsed = _parse_cached(sql)
     if isinstance(parsed, str):
         raise Refused(parsed)

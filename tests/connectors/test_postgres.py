@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from dbmcp.config import Limits, PostgresDatabase
+from dbmcp.connectors import postgres
 from dbmcp.connectors.postgres import PostgresConnector
 from dbmcp.demo.launcher import DATABASE
 from dbmcp.errors import Refused, ToolError
@@ -54,7 +55,16 @@ async def test_value_types_are_json_safe_and_documented(pgc):
     assert '"n":' not in answer.text and '"12345678901234567890.123456789"' in answer.text  # same values as text
 
 
-async def test_max_rows_truncates_exactly(store_url):
+@pytest.fixture(params=["one Execute", "cursor"])
+def fetch_path(request, monkeypatch):
+    """Both ways rows are fetched: a plain statement's single limited Execute, and the cursor inside BEGIN READ ONLY
+    (what statements that run unseen code, or configs with max_rows above 10,000, use)."""
+    if request.param == "cursor":
+        monkeypatch.setattr(postgres, "_ONE_SHOT_ROWS", 0)
+    return request.param
+
+
+async def test_max_rows_truncates_exactly(store_url, fetch_path):
     connector = make(store_url, max_rows=10)
     try:
         capped = await connector.query("SELECT id FROM lab.many ORDER BY id", [])
@@ -68,7 +78,7 @@ async def test_max_rows_truncates_exactly(store_url):
         await connector.close()
 
 
-async def test_max_bytes_truncates_and_stays_under_cap(store_url):
+async def test_max_bytes_truncates_and_stays_under_cap(store_url, fetch_path):
     connector = make(store_url, max_rows=5000, max_bytes=2000)
     try:
         answer = await connector.query("SELECT id, label FROM lab.many ORDER BY id", [])

@@ -6,6 +6,8 @@ domains) leaves no session lock behind, because the guard marks such statements 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import asyncpg
 import pytest
 import sqlglot
@@ -51,6 +53,21 @@ async def unguarded(pg, monkeypatch):
     await connector.close()
 
 
+def _vouching_guard(sql: str, policy: guard.SqlPolicy) -> guard.Checked:
+    """Worse than no guard: every statement passes and is vouched plain (a query running built-in code only), so
+    it runs in an implicit transaction, the path without BEGIN READ ONLY and ROLLBACK."""
+    return replace(_no_guard(sql, policy), plain=True)
+
+
+@pytest.fixture
+async def vouched(pg, monkeypatch):
+    monkeypatch.setattr(guard, "check_query", _vouching_guard)
+    db = PostgresDatabase(engine="postgres", url=pg.dsn(DATABASE), include=["*"], exclude=[], pool_max_size=1)
+    connector = PostgresConnector("store", db, Limits(max_rows=10, timeout_s=1))
+    yield connector
+    await connector.close()
+
+
 async def _fails(connector: PostgresConnector, sql: str) -> str:
     with pytest.raises(ToolError) as e:
         await connector.query(sql, [])
@@ -90,6 +107,34 @@ async def test_session_changes_end_with_the_call(unguarded):
     settings = await unguarded.query("SELECT current_setting('default_transaction_read_only'), "
                                      "current_setting('search_path'), current_setting('statement_timeout')", [])
     assert settings.data["rows"] == [["on", '"$user", public', "1s"]]
+
+
+async def test_a_vouched_statement_still_runs_read_only(pg, vouched):
+    admin = await asyncpg.connect(pg.dsn(DATABASE))
+    try:
+        before = await _snapshot(admin)
+        for sql in WRITES:
+            message = await _fails(vouched, sql)
+            assert "read-only transaction" in message, (sql, message)
+        assert await _snapshot(admin) == before
+    finally:
+        await admin.close()
+
+
+async def test_a_vouched_statement_that_changes_the_session_loses_its_connection(vouched):
+    """Without ROLLBACK to undo them: PostgreSQL reports a session no longer read-only or with another search_path,
+    and the command tag tells a SET from a SELECT; either way the connection is closed, and the next call gets a
+    fresh one."""
+    for sql in ("SET default_transaction_read_only = off", "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+                "SELECT set_config('default_transaction_read_only', 'off', false)", "SET search_path = lab",
+                "SELECT set_config('search_path', 'lab', false)", "SET statement_timeout = 0", "COMMIT",
+                "SET TRANSACTION READ WRITE", "RESET ALL"):
+        assert "changed the database session" in await _fails(vouched, sql), sql
+        assert "read-only transaction" in await _fails(vouched, "DELETE FROM store.reviews"), sql
+    settings = await vouched.query("SELECT current_setting('default_transaction_read_only'), "
+                                   "current_setting('search_path'), current_setting('statement_timeout')", [])
+    assert settings.data["rows"] == [["on", '"$user", public', "1s"]]
+    assert (await vouched.query("SELECT id FROM store.orders ORDER BY id LIMIT 3", [])).data["rows"] == [[1], [2], [3]]
 
 
 async def test_timeouts_stop_long_statements_and_lock_waits(pg, unguarded):

@@ -213,3 +213,66 @@ def test_statements_that_may_run_unseen_code_are_opaque(policy, sql, opaque):
     local = replace(policy, functions=functions)
     assert check_query(sql, local).opaque is opaque
     assert check_query("select 1", replace(local, always_opaque=True)).opaque  # user operators or casts exist
+
+
+def _with_numbers(sql: str, value: str) -> str | None:
+    """sql with every number literal replaced by value (None when it has none)."""
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("postgres").tokenize(sql)
+    except sqlglot.errors.SqlglotError:
+        return None
+    spans = [(t.start, t.end + 1) for t in tokens if t.token_type == sqlglot.TokenType.NUMBER]
+    for start, end in reversed(spans):
+        sql = sql[:start] + value + sql[end:]
+    return sql if spans else None
+
+
+def _verdict(sql: str, policy: SqlPolicy) -> tuple:
+    try:
+        checked = check_query(sql, policy)
+    except Refused as e:
+        return ("refused", e.message)
+    return ("accepted", checked.sql, checked.query, checked.relations, checked.opaque, checked.plain)
+
+
+EXTRA_NUMBERS = ["select pg_sleep(1)", "select pg_sleep(0.5) from store.orders where id = 3",
+                 "select array[16384]::regclass[]", "select 1::regclass", "select * from store.orders limit 5"]
+
+
+@pytest.mark.parametrize("value", ["0", "31", "16384", "1e9", "100000.5"])
+def test_remembered_verdicts_match_fresh_ones_whatever_the_numbers(policy, value):
+    """A statement checked once, then again with other numbers: the remembered verdict (by shape) is exactly the
+    one a fresh guard reaches, over the whole corpus."""
+    compared = 0
+    for sql in [s for s, _ in HOSTILE] + LEGIT + EXTRA_NUMBERS:
+        variant = _with_numbers(sql, value)
+        if variant is None:
+            continue
+        warmed = replace(policy)  # a fresh, empty memory of verdicts
+        _verdict(sql, warmed)
+        assert _verdict(variant, warmed) == _verdict(variant, replace(policy)), (sql, variant)
+        compared += 1
+    assert compared > 150
+
+
+def test_verdicts_are_remembered_by_shape_only_where_numbers_are_plain_values(policy):
+    local = replace(policy)
+    first = check_query("select * from store.orders where id = 1 limit 10", local)
+    second = check_query("select * from store.orders where id = 2 limit 20", local)
+    assert second.sql == second.query == "select * from store.orders where id = 2 limit 20"
+    assert second.tree is first.tree and second.relations == ("store.orders",)
+    assert check_query("select pg_sleep(1)", local).plain
+    with pytest.raises(Refused, match="pg_sleep"):  # a call's argument: never judged by shape
+        check_query("select pg_sleep(31)", local)
+    with pytest.raises(Refused, match="does not exist"):  # names and strings are part of the shape
+        check_query("select * from store.customer_secrets where id = 2 limit 20", local)
+
+
+@pytest.mark.parametrize(
+    ("sql", "plain"),
+    [("select count(*) from store.orders", True), ("with o as (select 1) select * from o", True),
+     ("table store.orders", True), ("values (1)", True), ("(select 1)", True),
+     ("explain select 1", False), ("select * from store.order_summary", False)],
+)
+def test_plain_statements_are_queries_running_built_in_code_only(policy, sql, plain):
+    assert check_query(sql, policy).plain is plain
