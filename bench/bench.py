@@ -1,6 +1,7 @@
 """dbmcp's own benchmark: `sql_query` over real HTTP on loopback next to the asyncpg floor.
 
     ./dev bench [--n 1000] [--duration 10] [--concurrency 8] [--big-rows 1000000]
+    ./dev bench --compare [--rounds 3]
 
 Starts an embedded PostgreSQL with the demo store plus a table of --big-rows rows, then `dbmcp serve`
 (auth off, audit off) as a subprocess, and prints:
@@ -230,6 +231,7 @@ def main() -> int:
     ap.add_argument("--max-rows", type=int, default=10_000, help="limits.max_rows for the run")
     ap.add_argument("--compare", action="store_true",
                     help="only calls/s and CPU per call: auth off, api_keys + audit file, and --workers 2")
+    ap.add_argument("--rounds", type=int, default=3, help="--compare: rounds of the three settings, taking turns")
     a = ap.parse_args()
     if a.compare:
         return compare(a)
@@ -267,25 +269,29 @@ def main() -> int:
 
 
 def compare(a: argparse.Namespace) -> int:
-    """Throughput and server CPU per call in three settings, on one database, one after another."""
-    rows = []
+    """Throughput and server CPU per call in three settings, on one database, taking turns for --rounds rounds
+    (so that the machine's drift hits every setting alike); medians are printed."""
+    settings = (("auth off, audit off", False, 1), ("api_keys + audit file", True, 1),
+                ("auth off, --workers 2", False, 2))
+    results: dict[str, list[tuple[float, float]]] = {label: [] for label, _, _ in settings}
     with EmbeddedPostgres() as pg, tempfile.TemporaryDirectory() as tmp:
         asyncio.run(prepare(pg))
-        for label, auth, workers in (("auth off, audit off", False, 1), ("api_keys + audit file", True, 1),
-                                     ("auth off, --workers 2", False, 2)):
-            proc, port, _ = start_server(pg, Path(tmp), a.max_rows, auth=auth, workers=workers)
-            try:
-                asyncio.run(point(port, list(range(1, 200))))
-                rate, cpu = asyncio.run(throughput(port, a.concurrency, a.duration, proc.pid, tree=workers > 1))
-                rows.append((label, rate, cpu))
-            finally:
-                proc.terminate()
-                proc.wait(30)
-                HEADERS.pop("Authorization", None)
-    print("| setting | calls/s | server CPU ms/call |")
+        for _ in range(a.rounds):
+            for label, auth, workers in settings:
+                proc, port, _ = start_server(pg, Path(tmp), a.max_rows, auth=auth, workers=workers)
+                try:
+                    asyncio.run(point(port, list(range(1, 200))))
+                    results[label].append(
+                        asyncio.run(throughput(port, a.concurrency, a.duration, proc.pid, tree=workers > 1)))
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
+                    HEADERS.pop("Authorization", None)
+    print(f"| setting | calls/s (median of {a.rounds}) | server CPU ms/call (median) |")
     print("| --- | --- | --- |")
-    for label, rate, cpu in rows:
-        print(f"| {label} | {rate:,.0f} | {cpu:.2f} |")
+    for label, runs in results.items():
+        rate, cpu = statistics.median(r for r, _ in runs), statistics.median(c for _, c in runs)
+        print(f"| {label} | {rate:,.0f} | {cpu:.3f} |")
     return 0
 
 

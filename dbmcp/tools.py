@@ -224,9 +224,9 @@ def untrusted(text: str) -> str:
 
 
 def _first_attr(args: BaseModel | None, *names: str) -> str | None:
-    fields = type(args).model_fields if args is not None else {}
+    values = vars(args) if args is not None else {}  # a pydantic model's field values
     for name in names:
-        value = getattr(args, name) if name in fields else None
+        value = values.get(name)
         if isinstance(value, str):
             return value
     return None

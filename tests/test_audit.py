@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 
 from dbmcp.audit import AuditLog, AuditRecord
 from dbmcp.config import AuditConfig
@@ -23,6 +25,7 @@ def test_lines_and_rotation(tmp_path):
     assert all(p.stat().st_size <= 2048 for p in tmp_path.iterdir())
     last = json.loads(path.read_text().splitlines()[-1])
     assert last["statement_sha256"] and "select 99" not in path.read_text()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", last["ts"]), last["ts"]
     assert set(last) == {"ts", "subject", "client_id", "tool", "database", "object", "statement_sha256", "outcome",
                          "reason", "row_count", "truncated", "elapsed_ms"}
 
@@ -43,3 +46,20 @@ def test_stdout(capsys):
     log = AuditLog(AuditConfig(path="-"))
     log.write(record(7))
     assert json.loads(capsys.readouterr().out)["tool"] == "sql_query"
+
+
+async def test_calls_finishing_together_share_one_write_and_lose_nothing(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(AuditConfig(path=str(path), max_bytes=4096, backups=20))
+
+    def lines() -> list[str]:
+        return [line for p in sorted(tmp_path.iterdir(), reverse=True) for line in p.read_text().splitlines()]
+
+    for i in range(40):  # in one event-loop iteration: written together once the loop moves on
+        log.write(record(i))
+    assert lines() == []
+    await asyncio.sleep(0)
+    assert len(lines()) == 40 and all(p.stat().st_size <= 4096 for p in tmp_path.iterdir())
+    log.write(record(40))
+    log.close()  # what is pending is written on close (graceful shutdown)
+    assert len(lines()) == 41

@@ -90,6 +90,9 @@ def metadata_routes(config: Config) -> list[Route]:
     return [Route(METADATA_PATH, metadata, methods=["GET"]), Route(METADATA_PATH + suffix, metadata, methods=["GET"])]
 
 
+_GRANTS_KEPT = 4096
+
+
 class AuthGate:
     """ASGI middleware in front of the MCP endpoint: attaches a permissions.Caller as request.state.caller."""
 
@@ -100,6 +103,7 @@ class AuthGate:
         self._anonymous = permissions.anonymous(config) if verifier is None else None
         self._metadata = metadata_url(config)
         self._scopes = " ".join(all_scopes(config))
+        self._granted: dict[Identity, permissions.Caller] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         caller = self._anonymous
@@ -113,12 +117,22 @@ class AuthGate:
             except AuthError as e:
                 await self._challenge(401, "invalid_token", str(e))(scope, receive, send)
                 return
-            caller = permissions.grant(self.config, set(identity.scopes), identity.subject, identity.client_id)
+            caller = self._grant(identity)
             if not caller.levels:
                 await self._challenge(403, "insufficient_scope", "the token grants no database")(scope, receive, send)
                 return
         scope.setdefault("state", {})["caller"] = caller
         await self.app(scope, receive, send)
+
+    def _grant(self, identity: Identity) -> permissions.Caller:
+        """The caller an identity makes, worked out once per identity (a key's is the same on every request)."""
+        caller = self._granted.get(identity)
+        if caller is None:
+            if len(self._granted) >= _GRANTS_KEPT:
+                self._granted.clear()
+            caller = permissions.grant(self.config, set(identity.scopes), identity.subject, identity.client_id)
+            self._granted[identity] = caller
+        return caller
 
     def _challenge(self, status: int, error: str | None, description: str) -> Response:
         params = []
