@@ -237,13 +237,13 @@ class PostgresConnector(Connector):
         one_shot = _plain(checked) and self.limits.max_rows < _ONE_SHOT_ROWS
 
         async def run(conn: asyncpg.Connection) -> Answer:
-            if one_shot and _session_read_only(conn):
-                return await self._query_implicit(conn, sql, params)
+            if one_shot and _read_only_default(settings := conn.get_settings()):
+                return await self._query_implicit(conn, settings, sql, params)
             return await self._read_only_on(conn, lambda: self._query_cursor(conn, sql, params), checked.opaque)
 
         return await self._with_conn(run)
 
-    async def _query_implicit(self, conn: asyncpg.Connection, sql: str, params: list[Any]) -> Answer:
+    async def _query_implicit(self, conn: asyncpg.Connection, settings: Any, sql: str, params: list[Any]) -> Answer:
         """A plain statement (a query running only built-in code, see guard.Checked.plain) in its own implicit
         transaction, which the session's default_transaction_read_only makes read-only: Parse, then Bind/Execute
         of at most max_rows + 1 rows, two round trips where BEGIN/cursor/ROLLBACK take four. As a second wall for
@@ -255,20 +255,21 @@ class PostgresConnector(Connector):
         records = await stmt._PreparedStatement__bind_execute(args, self.limits.max_rows + 1, None)  # noqa: SLF001
         # (a statement that failed changed nothing: its transaction rolled back)
         tag = stmt.get_statusmsg()  # None when rows were left in the portal: a query's rows
-        if not (_session_intact(conn) and (tag is None or tag.startswith("SELECT"))):
+        intact = _read_only_default(settings) and getattr(settings, "search_path", None) == conn.opening_search_path
+        if not (intact and (tag is None or tag.startswith("SELECT"))):
             log.error("database %s: a statement changed its session (%s); the connection is closed", self.name, tag)
             conn.terminate()
             raise Refused("refused: the statement changed the database session; its connection was closed")
-        budget, convert = self._budget(stmt)
+        attributes, budget, convert = self._budget(stmt)
         for record in records:
             if not budget.add(convert(record)):
                 break
-        return _rows_answer(sql, stmt, budget)
+        return _rows_answer(sql, attributes, budget)
 
     async def _query_cursor(self, conn: asyncpg.Connection, sql: str, params: list[Any]) -> Answer:
         """Inside BEGIN READ ONLY: rows through a cursor, _CHUNK at a time, until the budget is full."""
         stmt = await conn.prepare(sql, name="")
-        budget, convert = self._budget(stmt)
+        attributes, budget, convert = self._budget(stmt)
         cursor = await stmt.cursor(*_coerce_params(params, stmt.get_parameters()))
         while not budget.truncated:
             chunk = await cursor.fetch(min(_CHUNK, self.limits.max_rows + 1 - len(budget.rows)))
@@ -277,11 +278,12 @@ class PostgresConnector(Connector):
                     break
             if len(chunk) == 0:
                 break
-        return _rows_answer(sql, stmt, budget)
+        return _rows_answer(sql, attributes, budget)
 
-    def _budget(self, stmt: Any) -> tuple[RowBudget, Callable[[asyncpg.Record], list[Any]]]:
-        convert = _row_converter([a.type for a in stmt.get_attributes()])
-        return RowBudget(self.limits.max_rows, self.limits.max_bytes), convert
+    def _budget(self, stmt: Any) -> tuple[tuple[Any, ...], RowBudget, Callable[[asyncpg.Record], list[Any]]]:
+        attributes = stmt.get_attributes()
+        convert = _row_converter([a.type for a in attributes])
+        return attributes, RowBudget(self.limits.max_rows, self.limits.max_bytes), convert
 
     async def explain(self, sql: str) -> Answer:
         checked = await self.guard_check(sql)
@@ -410,18 +412,14 @@ class _Connection(asyncpg.Connection):
     __slots__ = ("opening_search_path",)
 
 
-def _session_read_only(conn: asyncpg.Connection) -> bool:
-    """The session's default_transaction_read_only as PostgreSQL last reported it (14+; older ones do not)."""
-    return getattr(conn.get_settings(), "default_transaction_read_only", None) == "on"
+def _read_only_default(settings: Any) -> bool:
+    """The session's default_transaction_read_only as PostgreSQL last reported it (14+; older ones do not).
+    `settings` is the connection's ConnectionSettings, which asyncpg updates as reports arrive."""
+    return getattr(settings, "default_transaction_read_only", None) == "on"
 
 
-def _session_intact(conn: asyncpg.Connection) -> bool:
-    """Still read-only by default, with the search_path it opened with (as far as PostgreSQL reports them)."""
-    return _session_read_only(conn) and getattr(conn.get_settings(), "search_path", None) == conn.opening_search_path
-
-
-def _rows_answer(sql: str, stmt: Any, budget: RowBudget) -> Answer:
-    columns = [{"name": a.name, "type": _type_name(a.type)} for a in stmt.get_attributes()]
+def _rows_answer(sql: str, attributes: tuple[Any, ...], budget: RowBudget) -> Answer:
+    columns = [{"name": a.name, "type": _type_name(a.type)} for a in attributes]
     n, truncated = len(budget.rows), budget.truncated
     data = {"columns": columns, "rows": budget.rows, "row_count": n, "truncated": truncated}
     text = (
