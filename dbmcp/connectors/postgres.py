@@ -246,7 +246,7 @@ class PostgresConnector(Connector):
     async def _query_implicit(self, conn: asyncpg.Connection, settings: Any, sql: str, params: list[Any]) -> Answer:
         """A plain statement (a query running only built-in code, see guard.Checked.plain) in its own implicit
         transaction, which the session's default_transaction_read_only makes read-only: Parse, then Bind/Execute
-        of at most max_rows + 1 rows, two round trips where BEGIN/cursor/ROLLBACK take four. As a second wall for
+        of at most max_rows + 1 rows: two round trips where BEGIN/cursor/ROLLBACK take five. As a second wall for
         what ROLLBACK would have undone: should PostgreSQL report afterwards that the session is no longer
         read-only or has another search_path, or a command tag other than SELECT, the connection is closed before
         it can run anything else."""
