@@ -44,13 +44,19 @@ def _no_guard(sql: str, policy: guard.SqlPolicy) -> guard.Checked:
     return guard.Checked(sql=sql, tree=tree, relations=())
 
 
-@pytest.fixture
-async def unguarded(pg, monkeypatch):
-    monkeypatch.setattr(guard, "check_query", _no_guard)
+async def _superuser_connector(pg, monkeypatch, check_query):
+    """A superuser connector on one pooled connection, with `check_query` standing in for the guard."""
+    monkeypatch.setattr(guard, "check_query", check_query)
     db = PostgresDatabase(engine="postgres", url=pg.dsn(DATABASE), include=["*"], exclude=[], pool_max_size=1)
     connector = PostgresConnector("store", db, Limits(max_rows=10, timeout_s=1))
     yield connector
     await connector.close()
+
+
+@pytest.fixture
+async def unguarded(pg, monkeypatch):
+    async for connector in _superuser_connector(pg, monkeypatch, _no_guard):
+        yield connector
 
 
 def _vouching_guard(sql: str, policy: guard.SqlPolicy) -> guard.Checked:
@@ -61,11 +67,8 @@ def _vouching_guard(sql: str, policy: guard.SqlPolicy) -> guard.Checked:
 
 @pytest.fixture
 async def vouched(pg, monkeypatch):
-    monkeypatch.setattr(guard, "check_query", _vouching_guard)
-    db = PostgresDatabase(engine="postgres", url=pg.dsn(DATABASE), include=["*"], exclude=[], pool_max_size=1)
-    connector = PostgresConnector("store", db, Limits(max_rows=10, timeout_s=1))
-    yield connector
-    await connector.close()
+    async for connector in _superuser_connector(pg, monkeypatch, _vouching_guard):
+        yield connector
 
 
 async def _fails(connector: PostgresConnector, sql: str) -> str:
