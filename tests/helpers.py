@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -18,6 +20,20 @@ from dbmcp.demo.pg import free_port
 def write_config(path: Path, text: str) -> Path:
     path.write_text(textwrap.dedent(text).lstrip())
     return path
+
+
+async def audit_record(path: Path, **fields: object) -> tuple[dict, str]:
+    """The first audit line holding all `fields`, and the file's whole text. A server writes its lines in
+    batches, within audit.FLUSH_SECONDS of a call's end, so this waits up to 5 s for the line to arrive."""
+    deadline = time.monotonic() + 5
+    while True:
+        text = path.read_text() if path.exists() else ""  # noqa: ASYNC240 - a small local file
+        for line in text.splitlines():
+            record = json.loads(line)
+            if all(record.get(k) == v for k, v in fields.items()):
+                return record, text
+        assert time.monotonic() < deadline, f"no audit line with {fields} in:\n{text}"
+        await asyncio.sleep(0.01)
 
 
 class ServeProcess:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 
+from dbmcp import audit
 from dbmcp.audit import AuditLog, AuditRecord
 from dbmcp.config import AuditConfig
 
@@ -48,18 +50,30 @@ def test_stdout(capsys):
     assert json.loads(capsys.readouterr().out)["tool"] == "sql_query"
 
 
-async def test_calls_finishing_together_share_one_write_and_lose_nothing(tmp_path):
+async def test_calls_ending_within_the_flush_window_share_one_write_and_lose_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(audit, "FLUSH_SECONDS", 0.2)  # wide enough that a slow machine still batches them all
     path = tmp_path / "audit.jsonl"
     log = AuditLog(AuditConfig(path=str(path), max_bytes=4096, backups=20))
 
     def lines() -> list[str]:
         return [line for p in sorted(tmp_path.iterdir(), reverse=True) for line in p.read_text().splitlines()]
 
-    for i in range(40):  # in one event-loop iteration: written together once the loop moves on
-        log.write(record(i))
+    writes = []
+    real_write = log._write
+    log._write = lambda data: (writes.append(len(data)), real_write(data))  # count the system calls
+    order = []
+    for i in range(20):  # calls ending across several event-loop iterations, within the window
+        for n in (i, 20 + i):
+            log.write(record(n))
+            order.append(n)
+        await asyncio.sleep(0)
     assert lines() == []
-    await asyncio.sleep(0)
-    assert len(lines()) == 40 and all(p.stat().st_size <= 4096 for p in tmp_path.iterdir())
+    await asyncio.sleep(0.6)
+    files = list(tmp_path.iterdir())
+    assert len(files) > 1 and all(p.stat().st_size <= 4096 for p in files)
+    assert len(writes) == len(files)  # one write per file the batch filled: one system call for 40 calls
+    sha = [json.loads(line)["statement_sha256"] for line in lines()]
+    assert sha == [hashlib.sha256(f"select {n}".encode()).hexdigest() for n in order]  # all, in order
     log.write(record(40))
     log.close()  # what is pending is written on close (graceful shutdown)
     assert len(lines()) == 41

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import signal
@@ -12,7 +13,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from tests.helpers import ServeProcess, write_config
+from tests.helpers import ServeProcess, audit_record, write_config
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +103,14 @@ async def test_health_ready_metrics(server):
 
 
 async def test_audit_line_per_call(server):
+    sql = "select 'audit-me'"
     async with Client(server.url + "/mcp") as client:
-        await client.call_tool("sql_query", {"database": "store", "sql": "select 'audit-me'"})
-    lines = [json.loads(line) for line in server.audit_path.read_text().splitlines()]
-    record = next(r for r in reversed(lines) if r["tool"] == "sql_query" and r["outcome"] == "ok")
+        await client.call_tool("sql_query", {"database": "store", "sql": sql})
+    record, text = await audit_record(server.audit_path, statement_sha256=hashlib.sha256(sql.encode()).hexdigest())
+    assert record["tool"] == "sql_query" and record["outcome"] == "ok"
     assert set(record) == {"ts", "subject", "client_id", "tool", "database", "object", "statement_sha256",
                            "outcome", "reason", "row_count", "truncated", "elapsed_ms"}
-    assert "audit-me" not in server.audit_path.read_text()  # hashed statement, no result values
+    assert "audit-me" not in text  # hashed statement, no result values
 
 
 async def test_dns_rebinding_protection(server):

@@ -6,19 +6,19 @@ A verifier turns a bearer token into an `Identity` (subject, client, scopes) or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class AuthError(Exception):
     """The token is missing, malformed, forged, expired or otherwise unacceptable. The message is safe to show."""
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
+    """Immutable and hashable in C (the gate looks up a caller's permissions by identity on every request)."""
+
     subject: str | None
     client_id: str | None
-    scopes: frozenset[str] = field(default_factory=frozenset)
+    scopes: frozenset[str] = frozenset()
 
 
 class Verifier(Protocol):

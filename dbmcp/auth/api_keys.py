@@ -23,19 +23,22 @@ def generate() -> tuple[str, str]:
 class ApiKeyVerifier:
     def __init__(self, keys: list[ApiKey]):
         self._keys = [
-            (bytes.fromhex(k.key_sha256 if k.key_sha256 else digest(k.key or "")), k.name, frozenset(k.scopes))
+            (
+                bytes.fromhex(k.key_sha256 if k.key_sha256 else digest(k.key or "")),
+                Identity(subject=k.name, client_id=k.name, scopes=frozenset(k.scopes)),
+            )
             for k in keys
         ]
 
     async def verify(self, token: str) -> Identity:
         presented = hashlib.sha256(token.encode("utf-8")).digest()
         found = None
-        for key_digest, name, scopes in self._keys:  # compare with every key: time does not depend on which matched
+        for key_digest, identity in self._keys:  # compare with every key: time does not depend on which matched
             if hmac.compare_digest(presented, key_digest):
-                found = (name, scopes)
+                found = identity
         if found is None:
             raise AuthError("unknown API key")
-        return Identity(subject=found[0], client_id=found[0], scopes=found[1])
+        return found
 
     async def close(self) -> None:
         return None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import httpx2
 import pytest
@@ -12,7 +10,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from dbmcp.auth.api_keys import digest
 from tests.auth.idp import LoopbackIdP
-from tests.helpers import ServeProcess, write_config
+from tests.helpers import ServeProcess, audit_record, write_config
 
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
@@ -110,9 +108,8 @@ async def test_audit_names_the_caller_never_the_token(oauth_server, idp):
     token = idp.token("sales:read", sub="carol")
     async with client(oauth_server, token) as c:
         await c.call_tool("sql_query", {"database": "sales", "sql": "select 'x'"})
-    text = oauth_server.audit.read_text()
-    record = [json.loads(line) for line in text.splitlines() if '"carol"' in line][-1]
-    assert record["subject"] == "carol" and record["client_id"] == "test-client" and record["outcome"] == "ok"
+    record, text = await audit_record(oauth_server.audit, subject="carol", tool="sql_query")
+    assert record["client_id"] == "test-client" and record["outcome"] == "ok"
     assert token not in text and token.split(".")[2] not in text
 
 
