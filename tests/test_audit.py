@@ -8,12 +8,27 @@ import json
 import re
 
 from dbmcp import audit
-from dbmcp.audit import AuditLog, AuditRecord
+from dbmcp.audit import AuditLog, AuditRecord, _timestamp
 from dbmcp.config import AuditConfig
 
 
 def record(i: int) -> AuditRecord:
     return AuditRecord("alice", "cli", "sql_query", "sales", None, f"select {i}", "ok", None, 1, False, 1.5)
+
+
+def test_a_line_holds_the_contract_fields_in_order():
+    line = AuditRecord("alice", "cli", "sql_query", "sales", None, "select 1", "ok", None, 1, False, 1.23456).line()
+    assert line.endswith(b"}\n") and line.count(b"\n") == 1
+    fields = json.loads(line)
+    assert list(fields) == ["ts", "subject", "client_id", "tool", "database", "object", "statement_sha256",
+                            "outcome", "reason", "row_count", "truncated", "elapsed_ms"]
+    assert fields["statement_sha256"] == hashlib.sha256(b"select 1").hexdigest() and fields["elapsed_ms"] == 1.23
+    unknown = json.loads(AuditRecord(None, None, "nope", None, None, None, "error", "unknown tool", None, None, 0.004)
+                         .line())
+    assert unknown["statement_sha256"] is None and unknown["subject"] is None and unknown["elapsed_ms"] == 0.0
+    assert _timestamp(0.0) == "1970-01-01T00:00:00.000Z"
+    assert _timestamp(1_764_064_622.9995) == "2025-11-25T09:57:02.999Z"
+    assert _timestamp(1_764_064_623.25) == "2025-11-25T09:57:03.250Z"  # the next second, its date part anew
 
 
 def test_lines_and_rotation(tmp_path):
