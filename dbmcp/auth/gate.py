@@ -6,6 +6,7 @@ scopes grant no level on any database is answered 403 `insufficient_scope`, nami
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -104,6 +105,8 @@ class AuthGate:
         self._metadata = metadata_url(config)
         self._scopes = " ".join(all_scopes(config))
         self._granted: dict[Identity, permissions.Caller] = {}
+        # a verifier that needs no I/O (API keys) is asked without a coroutine: this runs on every request
+        self._check: Callable[[str], Identity] | None = getattr(verifier, "check", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         caller = self._anonymous
@@ -113,11 +116,11 @@ class AuthGate:
                 await self._challenge(401, None, "authentication required")(scope, receive, send)
                 return
             try:
-                identity = await self.verifier.verify(token)  # type: ignore[union-attr]
+                identity = self._check(token) if self._check else await self.verifier.verify(token)  # type: ignore[union-attr]
             except AuthError as e:
                 await self._challenge(401, "invalid_token", str(e))(scope, receive, send)
                 return
-            caller = self._grant(identity)
+            caller = self._granted.get(identity) or self._grant(identity)
             if not caller.levels:
                 await self._challenge(403, "insufficient_scope", "the token grants no database")(scope, receive, send)
                 return
@@ -126,12 +129,10 @@ class AuthGate:
 
     def _grant(self, identity: Identity) -> permissions.Caller:
         """The caller an identity makes, worked out once per identity (a key's is the same on every request)."""
-        caller = self._granted.get(identity)
-        if caller is None:
-            if len(self._granted) >= _GRANTS_KEPT:
-                self._granted.clear()
-            caller = permissions.grant(self.config, set(identity.scopes), identity.subject, identity.client_id)
-            self._granted[identity] = caller
+        if len(self._granted) >= _GRANTS_KEPT:
+            self._granted.clear()
+        caller = permissions.grant(self.config, set(identity.scopes), identity.subject, identity.client_id)
+        self._granted[identity] = caller
         return caller
 
     def _challenge(self, status: int, error: str | None, description: str) -> Response:
@@ -146,11 +147,11 @@ class AuthGate:
 
 
 def _bearer(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", []):
+    for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
+            scheme, _, token = value.partition(b" ")
             token = token.strip()
-            if scheme.lower() == "bearer" and token:
-                return token
+            if token and scheme.lower() == b"bearer":
+                return token.decode("latin-1")
             return None
     return None
