@@ -287,11 +287,14 @@ def compare(a: argparse.Namespace) -> int:
                     proc.terminate()
                     proc.wait(30)
                     HEADERS.pop("Authorization", None)
-    print(f"| setting | calls/s (median of {a.rounds}) | server CPU ms/call (median) |")
-    print("| --- | --- | --- |")
+    print(f"| setting | calls/s (median of {a.rounds}) | × auth off | server CPU ms/call (median; min–max) "
+          "| × auth off |")
+    print("| --- | --- | --- | --- | --- |")
+    base_rate, base_cpu = (statistics.median(x[i] for x in results[settings[0][0]]) for i in (0, 1))
     for label, runs in results.items():
         rate, cpu = statistics.median(r for r, _ in runs), statistics.median(c for _, c in runs)
-        print(f"| {label} | {rate:,.0f} | {cpu:.3f} |")
+        spread = f"{min(c for _, c in runs):.3f}–{max(c for _, c in runs):.3f}"
+        print(f"| {label} | {rate:,.0f} | {rate / base_rate:.2f} | {cpu:.3f} ({spread}) | {cpu / base_cpu:.2f} |")
     return 0
 
 
