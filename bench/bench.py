@@ -179,9 +179,10 @@ async def load_big(pg: EmbeddedPostgres, rows: int) -> None:
     await conn.close()
 
 
-def start_server(pg: EmbeddedPostgres, tmp: Path, max_rows: int, auth: bool = False,
-                 workers: int = 1) -> tuple[subprocess.Popen, int, float]:
-    """dbmcp serve; with `auth`, API-key auth and the audit log to a file (the production setting)."""
+def start_server(pg: EmbeddedPostgres, tmp: Path, max_rows: int, auth: bool = False, workers: int = 1,
+                 audit: bool | None = None, wrap: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int, float]:
+    """dbmcp serve; with `auth`, API-key auth and (unless `audit` says otherwise) the audit log to a file (the
+    production setting). `wrap` is a command to run the server under (e.g. valgrind)."""
     from dbmcp.auth.api_keys import digest
 
     port = free_port()
@@ -193,12 +194,13 @@ def start_server(pg: EmbeddedPostgres, tmp: Path, max_rows: int, auth: bool = Fa
         "limits": {"max_rows": max_rows, "max_bytes": 64_000_000},
         "databases": {DATABASE: {"engine": "postgres", "url": pg.dsn(DATABASE, user=ROLE),
                                  "include": ["store.*", "bench.*"]}},
-        "audit": {"path": str(tmp / "audit.jsonl") if auth else "off"},
+        "audit": {"path": str(tmp / "audit.jsonl") if (auth if audit is None else audit) else "off"},
     }))
+    HEADERS.pop("Authorization", None)
     if auth:
         HEADERS["Authorization"] = f"Bearer {BENCH_KEY}"
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "dbmcp.cli", "--log-level", "warning", "serve",
+    proc = subprocess.Popen([*wrap, sys.executable, "-m", "dbmcp.cli", "--log-level", "warning", "serve",
                              "--config", str(config), "--workers", str(workers)], stderr=subprocess.DEVNULL)
 
     async def first_list() -> None:
