@@ -6,6 +6,7 @@ A verifier turns a bearer token into an `Identity` (subject, client, scopes) or 
 
 from __future__ import annotations
 
+import hashlib
 from typing import NamedTuple, Protocol
 
 
@@ -19,6 +20,30 @@ class Identity(NamedTuple):
     subject: str | None
     client_id: str | None
     scopes: frozenset[str] = frozenset()
+
+
+class VerifiedTokens:
+    """Identities of tokens verified a moment ago, so that a client's next requests skip the signature check or
+    the introspection round trip. An entry lasts at most `seconds` and never past the token's own exp; a refusal
+    is never kept (a token that just became valid is not refused for a minute). Entries are keyed by the token's
+    sha256, so no token is kept in memory in the clear; past `entries` the whole cache starts over."""
+
+    def __init__(self, seconds: float = 60.0, entries: int = 10_000):
+        self.seconds = seconds
+        self._entries = entries
+        self._kept: dict[bytes, tuple[float, Identity]] = {}
+
+    def get(self, token: str, now: float) -> tuple[bytes, Identity | None]:
+        """The token's key, and its identity if it was verified and its entry has not run out."""
+        key = hashlib.sha256(token.encode()).digest()
+        kept = self._kept.get(key)
+        return key, (kept[1] if kept is not None and kept[0] > now else None)
+
+    def put(self, key: bytes, identity: Identity, now: float, expires: float | None) -> None:
+        if len(self._kept) >= self._entries:
+            self._kept.clear()
+        until = now + self.seconds
+        self._kept[key] = (until if expires is None else min(until, expires), identity)
 
 
 class Verifier(Protocol):

@@ -1,25 +1,22 @@
 """Opaque access tokens through RFC 7662 token introspection (client credentials), with a short cache.
 
-A positive answer is cached for at most `CACHE_S` and never past the token's own `exp`; a negative one is
-not cached (a token that just became valid is not refused for a minute). The cache is keyed by the
-token's sha256, so no token is kept in memory in the clear.
+A positive answer is cached for at most `CACHE_S` and never past the token's own `exp` (auth.VerifiedTokens:
+a negative one is not cached, and no token is kept in memory in the clear).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from typing import Any
 
 import httpx
 
-from dbmcp.auth import AuthError, Identity, scopes_from_claims
+from dbmcp.auth import AuthError, Identity, VerifiedTokens, scopes_from_claims
 from dbmcp.config import Introspection
 
 log = logging.getLogger("dbmcp.auth")
 CACHE_S = 60.0
-_MAX_ENTRIES = 10_000
 
 
 class IntrospectionVerifier:
@@ -29,21 +26,17 @@ class IntrospectionVerifier:
         self.issuer = issuer
         self.audience = audience
         self.http = http or httpx.AsyncClient(timeout=5.0)
-        self._cache: dict[str, tuple[float, Identity]] = {}
+        self._verified = VerifiedTokens(CACHE_S)
 
     async def verify(self, token: str) -> Identity:
-        key = hashlib.sha256(token.encode()).hexdigest()
-        cached = self._cache.get(key)
         now = time.time()
-        if cached and cached[0] > now:
-            return cached[1]
+        key, identity = self._verified.get(token, now)
+        if identity is not None:
+            return identity
         claims = await self._introspect(token)
         identity = self._accept(claims, now)
         exp = claims.get("exp")
-        until = min(now + CACHE_S, exp if isinstance(exp, int | float) else now + CACHE_S)
-        if len(self._cache) >= _MAX_ENTRIES:
-            self._cache.clear()
-        self._cache[key] = (until, identity)
+        self._verified.put(key, identity, now, exp if isinstance(exp, int | float) else None)
         return identity
 
     async def _introspect(self, token: str) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 Only asymmetric algorithms are accepted (never `none`, never HMAC: a public key must not double as a shared
 secret). The JWKS is discovered from the issuer's metadata when `jwks_uri` is not configured, cached, and
-refetched when a token names an unknown `kid`, at most once per `REFRESH_INTERVAL_S`.
+refetched when a token names an unknown `kid`, at most once per `REFRESH_INTERVAL_S`. A verified token is
+remembered for at most `CACHE_S` (never past its exp; keyed by its sha256, see auth.VerifiedTokens), so a
+client's requests after the first skip the signature check.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from dbmcp.auth import AuthError, Identity, scopes_from_claims
+from dbmcp.auth import AuthError, Identity, VerifiedTokens, scopes_from_claims
 
 log = logging.getLogger("dbmcp.auth")
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 LEEWAY_S = 30
 REFRESH_INTERVAL_S = 30.0
+CACHE_S = 60.0
 _HTTP_TIMEOUT_S = 5.0
 
 
@@ -85,8 +88,20 @@ class JwtVerifier:
         self.audience = audience
         self.http = http or httpx.AsyncClient(timeout=_HTTP_TIMEOUT_S)
         self.jwks = JwksCache(issuer, jwks_uri, self.http)
+        self._verified = VerifiedTokens(CACHE_S)
 
     async def verify(self, token: str) -> Identity:
+        """A token verified in the last CACHE_S seconds is not verified again (its signature costs ~40 µs of
+        CPU): the cache holds it no longer than its exp allows, and a rotated-out key's tokens at most CACHE_S."""
+        now = time.time()
+        key, identity = self._verified.get(token, now)
+        if identity is not None:
+            return identity
+        identity, exp = await self._verify(token)
+        self._verified.put(key, identity, now, exp + LEEWAY_S)
+        return identity
+
+    async def _verify(self, token: str) -> tuple[Identity, float]:
         header = _header(token)
         if header.get("alg") not in ALGORITHMS:
             raise AuthError("token algorithm not accepted")
@@ -98,7 +113,8 @@ class JwtVerifier:
         claims = decoded.claims
         self._check_claims(claims)
         client = claims.get("client_id") or claims.get("azp") or claims.get("appid")
-        return Identity(subject=_str(claims.get("sub")), client_id=_str(client), scopes=scopes_from_claims(claims))
+        identity = Identity(subject=_str(claims.get("sub")), client_id=_str(client), scopes=scopes_from_claims(claims))
+        return identity, claims["exp"]  # a number: _check_claims made sure
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         now = time.time()

@@ -13,7 +13,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from dbmcp.auth import AuthError
-from dbmcp.auth.jwt import JwtVerifier
+from dbmcp.auth.jwt import CACHE_S, LEEWAY_S, JwtVerifier
 from tests.auth.idp import LoopbackIdP, ec_key, foreign_key
 
 AUD = "https://dbmcp.test/mcp"
@@ -82,6 +82,38 @@ async def test_unknown_kid_refetch_is_rate_limited(idp, verifier):
         with pytest.raises(AuthError, match="unknown key"):
             await verifier.verify(stranger_token)
     assert idp.requests.count("/jwks") == fetches  # fetched just now: no refetch storm
+
+
+def _count_decodes(monkeypatch) -> list[int]:
+    decodes: list[int] = []
+    real = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: (decodes.append(1), real(*a, **k))[1])
+    return decodes
+
+
+async def test_a_verified_token_is_remembered_by_digest_never_past_its_exp(idp, verifier, monkeypatch):
+    now = time.time()
+    token = idp.token(exp=now + 5)
+    decodes = _count_decodes(monkeypatch)
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) == first and len(decodes) == 1  # the next request skips the signature
+    assert token not in repr(verifier._verified._kept) and token.split(".")[2] not in repr(verifier._verified._kept)
+    monkeypatch.setattr(time, "time", lambda: now + 5 + LEEWAY_S + 1)  # past exp (and the leeway)
+    with pytest.raises(AuthError, match="token expired"):
+        await verifier.verify(token)
+
+
+async def test_a_remembered_token_is_verified_again_after_cache_s_and_refusals_are_not_kept(idp, verifier,
+                                                                                               monkeypatch):
+    now = time.time()
+    token, early = idp.token(exp=now + 3600), idp.token(nbf=now + 60, exp=now + 3600)
+    decodes = _count_decodes(monkeypatch)
+    await verifier.verify(token)
+    with pytest.raises(AuthError, match="not yet valid"):
+        await verifier.verify(early)
+    monkeypatch.setattr(time, "time", lambda: now + CACHE_S + 1)
+    assert (await verifier.verify(token)).subject == "alice" and len(decodes) == 3  # checked anew
+    assert (await verifier.verify(early)).subject == "alice"  # its refusal a minute ago was not remembered
 
 
 def _forgeries(idp: LoopbackIdP) -> dict[str, tuple[str, str]]:
