@@ -25,6 +25,7 @@ _EXPLAIN_OPTIONS = {"VERBOSE", "COSTS", "SETTINGS", "GENERIC_PLAN", "BUFFERS", "
 _USER_TYPE = exp.DataType.Type.USERDEFINED
 _ARRAY_TYPE = exp.DataType.Type.ARRAY
 _COMMANDS = frozenset(Postgres.Tokenizer.COMMANDS)  # statements sqlglot only splits off as a raw string
+_NUMBER_TOKENS = frozenset({TokenType.NUMBER, TokenType.HEX_STRING, TokenType.BIT_STRING})
 _LITERAL_TOKENS = frozenset({
     TokenType.STRING, TokenType.IDENTIFIER, TokenType.HEREDOC_STRING, TokenType.BYTE_STRING,
     TokenType.UNICODE_STRING, TokenType.NATIONAL_STRING, TokenType.BIT_STRING, TokenType.HEX_STRING,
@@ -34,11 +35,15 @@ _LITERAL_TOKENS = frozenset({
 
 def lexical_problem(sql: str, tokens: list[Token]) -> str | None:
     """Where sqlglot's tokens could differ from PostgreSQL's: text between tokens that is not whitespace or a
-    comment, non-ASCII whitespace (a letter to PostgreSQL), Unicode-escaped identifiers."""
+    comment, non-ASCII whitespace (a letter to PostgreSQL), Unicode-escaped identifiers, and the numbers
+    PostgreSQL 16 added (1_000, 0x1F, 0o17, 0b101: sqlglot reads `1 AS _000`, a bit string, `0 AS o17`)."""
     end = 0
     for i, token in enumerate(tokens):
         if token.start > end and not _blank(sql, end, token.start):
             return not_understood(f"unexpected text at character {end + 1}")
+        if token.token_type in _NUMBER_TOKENS and _number_differs(sql, token):
+            return not_understood(f"the number at character {token.start + 1} is read differently by PostgreSQL "
+                                  "16+; write it in plain decimal digits")
         if (token.token_type == TokenType.AMP and 0 < i < len(tokens) - 1 and tokens[i - 1].text in ("U", "u")
                 and tokens[i - 1].end + 1 == token.start and tokens[i + 1].start == token.end + 1
                 and tokens[i + 1].token_type == TokenType.IDENTIFIER):
@@ -54,6 +59,15 @@ def lexical_problem(sql: str, tokens: list[Token]) -> str | None:
                     c.isspace() and c not in _SPACE for c in sql[token.start:token.end + 1]):
                 return not_understood("non-ASCII whitespace outside a string; PostgreSQL reads it as a letter")
     return None
+
+
+def _number_differs(sql: str, token: Token) -> bool:
+    """A number joined to a letter or _ (1_000, 1e1_0, 0o17, 1x), or a 0x/0b prefix that sqlglot took for a
+    bit-string literal: one number to PostgreSQL 16+ (or an error), two tokens or a string to sqlglot."""
+    if token.token_type != TokenType.NUMBER:
+        return sql[token.start] == "0"  # 0x1F or 0b101, where x'1F' and b'101' start with the letter
+    after = sql[token.end + 1:token.end + 2]
+    return after.isalpha() or after == "_" or (after != "" and not after.isascii())
 
 
 def _blank(sql: str, i: int, stop: int) -> bool:

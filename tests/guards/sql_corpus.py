@@ -229,6 +229,10 @@ _LEXICAL = [
     ("explain verbose /* c */ analyze select 1", "EXPLAIN ANALYZE"), ("explain (costs off, /**/ analyze) select 1", None),
     ("select 'a\\', pg_read_file('/etc/passwd') --'", FUNC), ("select E'\\'', pg_read_file('/etc/passwd') --'", FUNC),
     ("select $q$ $$ $q$, pg_read_file('/etc/passwd')", FUNC), ("select 1 /* /* */ */ , pg_read_file('x')", FUNC),
+    # numbers PostgreSQL 16+ reads as one (sqlglot: `1 AS _000`, a bit string, `0 AS o17`)
+    ("select 1_000", NOT_UNDERSTOOD), ("select 0x1F", NOT_UNDERSTOOD), ("select 0o17", NOT_UNDERSTOOD),
+    ("select 0b101", NOT_UNDERSTOOD), ("select pg_sleep(1_0)", NOT_UNDERSTOOD), ("select 1e1_0", NOT_UNDERSTOOD),
+    ("select id from store.orders limit 1_000", NOT_UNDERSTOOD), ("select 1from store.orders", NOT_UNDERSTOOD),
 ]
 _MORE_STATEMENTS = [
     ("select * from store.orders for update of orders nowait", WRITE),
@@ -365,6 +369,7 @@ LEGIT = [
     "where body is not null limit 3",
     "select id from store.reviews where to_tsvector('simple', coalesce(body, '')) @@ to_tsquery('simple', 'good')",
     "select row(1, 'a') = row(1, 'a'), (1, 2) < (1, 3)",
+    "select x'1F', X'1f', b'101', 1.5e3, 5., .5, 1::int, -1",  # numbers every PostgreSQL reads as sqlglot does
     "select U&'d\\0061t\\0061', E'tab\\there', $tag$dollar 'quoted'$tag$, 'caf\u00e9\u00a0cr\u00e8me'",
     "select count(*) as \"n\u00famero\" from store.orders",
     "select width_bucket(total, 0, 1000, 10) b, count(*) from store.orders group by 1 order by 1",
