@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,24 +34,27 @@ class AuditRecord:
     at: float = field(default_factory=time.time)  # when the call ended (the line may be written a moment later)
 
     def line(self) -> bytes:
-        """The JSON line, newline included (its strings are all str, its numbers floats and small ints)."""
-        return orjson.dumps(
-            {
-                "ts": _timestamp(self.at),
-                "subject": self.subject,
-                "client_id": self.client_id,
-                "tool": self.tool,
-                "database": self.database,
-                "object": self.object,
-                "statement_sha256": hashlib.sha256(self.statement.encode()).hexdigest() if self.statement else None,
-                "outcome": self.outcome,
-                "reason": self.reason,
-                "row_count": self.row_count,
-                "truncated": self.truncated,
-                "elapsed_ms": int(self.elapsed_ms * 100 + 0.5) / 100,  # round(x, 2) costs a correctly rounded dtoa
-            },
-            option=orjson.OPT_APPEND_NEWLINE,
-        )
+        """The JSON line, newline included."""
+        fields = {
+            "ts": _timestamp(self.at),
+            "subject": self.subject,
+            "client_id": self.client_id,
+            "tool": self.tool,
+            "database": self.database,
+            "object": self.object,
+            "statement_sha256": (
+                hashlib.sha256(self.statement.encode("utf-8", "surrogatepass")).hexdigest() if self.statement else None
+            ),
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "row_count": self.row_count,
+            "truncated": self.truncated,
+            "elapsed_ms": int(self.elapsed_ms * 100 + 0.5) / 100,  # round(x, 2) costs a correctly rounded dtoa
+        }
+        try:
+            return orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE)
+        except orjson.JSONEncodeError:  # a lone surrogate (JSON allows "\ud800"; the SDK's parser keeps it)
+            return json.dumps(fields, ensure_ascii=True, separators=(",", ":")).encode() + b"\n"
 
 
 _second: list = [None, ""]  # the last whole second formatted, and its text

@@ -92,3 +92,18 @@ async def test_calls_ending_within_the_flush_window_share_one_write_and_lose_not
     log.write(record(40))
     log.close()  # what is pending is written on close (graceful shutdown)
     assert len(lines()) == 41
+
+
+def test_a_lone_surrogate_is_escaped_not_a_lost_batch(tmp_path):
+    """JSON may carry "\ud800" and the SDK's parser keeps it; orjson refuses to write it, and one such record
+    must not cost the lines written with it."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(AuditConfig(path=str(path)))
+    log.write(record(1))
+    log.write(AuditRecord("alice", "cli", "sql\ud800", "sales", None, "select '\ud800'", "error", "bad \udfff", None,
+                          None, 1.5))
+    log.write(record(2))
+    log.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["tool"] for r in lines] == ["sql_query", "sql\ud800", "sql_query"]
+    assert lines[1]["reason"] == "bad \udfff" and len(lines[1]["statement_sha256"]) == 64
