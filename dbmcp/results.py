@@ -108,3 +108,11 @@ class RowBudget:
 
     def json_rows(self) -> str:
         return (self._encoded + b"]").decode()
+
+
+def table(columns: list[dict[str, Any]], budget: RowBudget) -> tuple[dict[str, Any], str]:
+    """A {columns, rows, row_count, truncated} answer and its compact JSON, the rows spliced in as encoded once."""
+    n, truncated = len(budget.rows), budget.truncated
+    text = (f'{{"columns":{dumps(columns)},"rows":{budget.json_rows()},"row_count":{n},'
+            f'"truncated":{"true" if truncated else "false"}}}')
+    return {"columns": columns, "rows": budget.rows, "row_count": n, "truncated": truncated}, text

@@ -9,7 +9,7 @@ from typing import Any
 
 from dbmcp.allowlist import matches
 from dbmcp.errors import ToolError
-from dbmcp.results import RowBudget, dumps, dumps_bytes
+from dbmcp.results import RowBudget, dumps, dumps_bytes, table
 
 MAX_WINDOW = 10_000  # Elasticsearch's index.max_result_window: `from + size` beyond it is refused by the cluster
 MAX_TRACK_TOTAL = 10_000
@@ -80,10 +80,7 @@ def esql_answer(response: dict, max_rows: int, max_bytes: int) -> tuple[dict[str
     for row in response.get("values") or []:
         if not budget.add(row):
             break
-    n, truncated = len(budget.rows), budget.truncated
-    text = (f'{{"columns":{dumps(columns)},"rows":{budget.json_rows()},"row_count":{n},'
-            f'"truncated":{"true" if truncated else "false"}}}')
-    return {"columns": columns, "rows": budget.rows, "row_count": n, "truncated": truncated}, text
+    return table(columns, budget)
 
 
 # ---- list_objects ---------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from dbmcp.connectors import postgres_catalog as catalog
 from dbmcp.connectors.base import Answer, Args, Connector, ToolSpec
 from dbmcp.errors import Refused, ToolError
 from dbmcp.guards import sql as guard
-from dbmcp.results import RowBudget, dumps, json_safe
+from dbmcp.results import RowBudget, dumps, json_safe, table
 
 log = logging.getLogger("dbmcp.postgres")
 T = TypeVar("T")
@@ -419,14 +419,8 @@ def _read_only_default(settings: Any) -> bool:
 
 
 def _rows_answer(sql: str, attributes: tuple[Any, ...], budget: RowBudget) -> Answer:
-    columns = [{"name": a.name, "type": _type_name(a.type)} for a in attributes]
-    n, truncated = len(budget.rows), budget.truncated
-    data = {"columns": columns, "rows": budget.rows, "row_count": n, "truncated": truncated}
-    text = (
-        f'{{"columns":{dumps(columns)},"rows":{budget.json_rows()},'
-        f'"row_count":{n},"truncated":{"true" if truncated else "false"}}}'
-    )
-    return Answer(data, statement=sql, row_count=n, truncated=truncated, text=text)
+    data, text = table([{"name": a.name, "type": _type_name(a.type)} for a in attributes], budget)
+    return Answer(data, statement=sql, row_count=data["row_count"], truncated=data["truncated"], text=text)
 
 
 def _type_name(t: Any) -> str:
