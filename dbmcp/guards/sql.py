@@ -183,8 +183,7 @@ def _numbers_are_values(tree: exp.Expression) -> bool:
 
 def _check_node(node: exp.Expression, policy: SqlPolicy, seen: _Seen) -> None:
     if isinstance(node, _FORBIDDEN_TYPES):
-        what = next(v for k, v in _FORBIDDEN.items() if isinstance(node, k))
-        raise Refused(f"refused: {what} is not allowed; dbmcp runs read-only queries")
+        raise Refused(f"refused: {_forbidden(node)} is not allowed; dbmcp runs read-only queries")
     if isinstance(node, exp.Table):
         relation = _relation(node, policy)
         if relation:
@@ -275,7 +274,12 @@ def _explained(command: exp.Command) -> str:
 def _kind(tree: exp.Expression) -> str:
     if isinstance(tree, exp.Command):
         return str(tree.this).upper() or "this statement"
-    return next((v for k, v in _FORBIDDEN.items() if isinstance(tree, k)), "this statement")
+    return _forbidden(tree)
+
+
+def _forbidden(node: exp.Expression) -> str:
+    """What a node that is not a read query does, in a refusal's words."""
+    return next((v for k, v in _FORBIDDEN.items() if isinstance(node, k)), "this statement")
 
 
 # ---- relations ------------------------------------------------------------------------------------------------
@@ -385,16 +389,15 @@ def _check_cast(cast: exp.Cast, policy: SqlPolicy, relations: list[str]) -> None
     if kind is None:
         return
     arg = cast.this
-    if isinstance(arg, exp.Literal) and arg.is_string:
-        names = array_items(arg.this) if array else [arg.this]
+    if array and isinstance(arg, exp.Array) and all(isinstance(e, exp.Literal) for e in arg.expressions):
+        names = [e.this for e in arg.expressions]
+    else:
+        text = _named_in_string(arg, policy)
+        if text is None:
+            return
+        names = array_items(text) if array else [text]
         if names is None:
             raise Refused(_COMPUTED)
-    elif array and isinstance(arg, exp.Array) and all(isinstance(e, exp.Literal) for e in arg.expressions):
-        names = [e.this for e in arg.expressions]
-    elif isinstance(arg, exp.Column) and policy.catalog_visible:
-        return
-    else:
-        raise Refused(_COMPUTED)
     for name in names:
         if kind == "regclass":
             relations.append(_relation_named(name, policy))
@@ -421,11 +424,9 @@ def _check_call(call: exp.Anonymous, policy: SqlPolicy, relations: list[str]) ->
         _check_relation_argument(args[i], policy, relations)
     type_index = fn.TYPE_ARGUMENT.get(name, {}).get(len(args)) if builtin else None
     if type_index is not None:
-        arg = args[type_index]
-        if isinstance(arg, exp.Literal) and arg.is_string:
-            _check_type_string(arg.this, policy)
-        elif not (isinstance(arg, exp.Column) and policy.catalog_visible):
-            raise Refused(_COMPUTED)
+        text = _named_in_string(args[type_index], policy)
+        if text is not None:
+            _check_type_string(text, policy)
     elif builtin and not positions and not policy.catalog_visible and fn.catalog_reader(name):
         raise Refused(f"refused: {name}() {_CATALOG_FUNCTIONS}")
     return not (builtin and fn.builtin_only(policy.functions, schema, name))
@@ -442,8 +443,17 @@ def _check_attribute_call(node: exp.Expression | None, policy: SqlPolicy, seen: 
 
 def _check_relation_argument(arg: exp.Expression, policy: SqlPolicy, relations: list[str]) -> None:
     """A relation named by a string (pg_relation_size('x'), has_table_privilege('x', ...)) is checked like a table
-    reference; a column (an oid from pg_class) only when the catalogs are visible anyway; anything else refused."""
+    reference."""
+    text = _named_in_string(arg, policy)
+    if text is not None:
+        relations.append(_relation_named(text, policy))
+
+
+def _named_in_string(arg: exp.Expression, policy: SqlPolicy) -> str | None:
+    """The name an argument gives as a string literal, to be checked; None for a column (an oid from the catalogs),
+    allowed only when the catalogs are visible anyway; anything else (a computed name or oid) is refused."""
     if isinstance(arg, exp.Literal) and arg.is_string:
-        relations.append(_relation_named(arg.this, policy))
-    elif not (isinstance(arg, exp.Column) and policy.catalog_visible):
-        raise Refused(_COMPUTED)
+        return arg.this
+    if isinstance(arg, exp.Column) and policy.catalog_visible:
+        return None
+    raise Refused(_COMPUTED)
