@@ -251,13 +251,13 @@ class MongoConnector(Connector):
 
     def _view_definition(self, options: dict) -> dict[str, Any]:
         """A view's source and pipeline, shown only when every collection it reads is visible to the caller."""
+        pipeline = _relaxed(options.get("pipeline") or [])
         try:
-            reads = [self.policy.collection(options.get("viewOn")),
-                     *guard.check_pipeline(_relaxed(options.get("pipeline") or []), self.policy)]
+            view_on = self.policy.collection(options.get("viewOn"))
+            guard.check_pipeline(pipeline, self.policy)  # every collection it reads must be visible too
         except ToolError:
             return {}
-        return {"view_on": reads[0], "pipeline": _relaxed(options.get("pipeline") or [])}
-
+        return {"view_on": view_on, "pipeline": pipeline}
 
     async def check(self) -> list[str]:
         """Warn when the database would not refuse a write on its own (no authentication, or write privileges)."""
