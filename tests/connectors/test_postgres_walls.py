@@ -6,6 +6,7 @@ domains) leaves no session lock behind, because the guard marks such statements 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import asyncpg
@@ -78,18 +79,23 @@ async def _fails(connector: PostgresConnector, sql: str) -> str:
     return e.value.message
 
 
-async def test_writes_fail_in_the_read_only_transaction(pg, unguarded):
+async def _writes_fail_and_change_nothing(pg, connector: PostgresConnector, others: Sequence[str] = ()) -> None:
+    """Every write fails read-only (each of `others`: not inside a transaction block); the data is unchanged."""
     admin = await asyncpg.connect(pg.dsn(DATABASE))
     try:
         before = await _snapshot(admin)
         for sql in WRITES:
-            message = await _fails(unguarded, sql)
+            message = await _fails(connector, sql)
             assert "read-only transaction" in message, (sql, message)
-        for sql in NOT_IN_A_TRANSACTION:
-            assert "cannot run inside a transaction block" in await _fails(unguarded, sql), sql
+        for sql in others:
+            assert "cannot run inside a transaction block" in await _fails(connector, sql), sql
         assert await _snapshot(admin) == before
     finally:
         await admin.close()
+
+
+async def test_writes_fail_in_the_read_only_transaction(pg, unguarded):
+    await _writes_fail_and_change_nothing(pg, unguarded, NOT_IN_A_TRANSACTION)
 
 
 async def test_one_prepared_statement_only(unguarded):
@@ -113,15 +119,7 @@ async def test_session_changes_end_with_the_call(unguarded):
 
 
 async def test_a_vouched_statement_still_runs_read_only(pg, vouched):
-    admin = await asyncpg.connect(pg.dsn(DATABASE))
-    try:
-        before = await _snapshot(admin)
-        for sql in WRITES:
-            message = await _fails(vouched, sql)
-            assert "read-only transaction" in message, (sql, message)
-        assert await _snapshot(admin) == before
-    finally:
-        await admin.close()
+    await _writes_fail_and_change_nothing(pg, vouched)
 
 
 async def test_a_vouched_statement_that_changes_the_session_loses_its_connection(vouched):
