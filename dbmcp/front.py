@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dbmcp import __version__
-from dbmcp.permissions import Caller
+from dbmcp.permissions import Caller, nobody
 from dbmcp.results import dumps
 from dbmcp.sdk import CAPABILITIES, INSTRUCTIONS, MAX_BODY, HostRules
 from dbmcp.tools import Tools
@@ -63,7 +63,7 @@ class FastFront:
         await send({"type": "http.response.body", "body": payload})
 
     async def _answer(self, scope: Scope, message: dict[str, Any]) -> str | None:
-        caller: Caller = scope.get("state", {}).get("caller") or Caller(None, None, {})
+        caller: Caller = scope.get("state", {}).get("caller") or nobody()
         method, params = message["method"], message.get("params")
         if method == "ping":
             return "{}"

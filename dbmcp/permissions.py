@@ -42,6 +42,11 @@ def anonymous(config: Config) -> Caller:
     return Caller(None, None, {name: "read" for name in config.databases})
 
 
+def nobody() -> Caller:
+    """A request the auth gate did not mark (never expected: the gate marks every one) holds nothing."""
+    return Caller(None, None, {})
+
+
 def scope_for(config: Config, database: str, level: str) -> str:
     """The scope to name in an error when a caller lacks `level` on `database`."""
     return config.scopes_for(database)[level][0]

@@ -17,7 +17,7 @@ import mcp_types as types
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dbmcp import __version__
-from dbmcp.permissions import Caller
+from dbmcp.permissions import Caller, nobody
 from dbmcp.tools import Tools
 
 MAX_BODY = 4 * 1024 * 1024  # the SDK's default: a tool call is small
@@ -116,7 +116,7 @@ class SdkServer:
     @staticmethod
     def _caller(ctx: Any) -> Caller:
         caller = getattr(getattr(ctx.request, "state", None), "caller", None)
-        return caller if caller is not None else Caller(None, None, {})  # the auth gate always sets it: deny
+        return caller if caller is not None else nobody()
 
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=self.tools.visible(self._caller(ctx)))
