@@ -84,10 +84,6 @@ class RowBudget:
         self.size = 2  # the enclosing brackets
         self.truncated = False
 
-    @property
-    def full(self) -> bool:
-        return self.truncated
-
     def add(self, row: Any) -> bool:
         """Keep `row` if it fits; return False (and mark truncated) once a cap is reached."""
         if self.truncated:

@@ -76,10 +76,3 @@ class Shape:
             for p in paths[:MAX_FIELDS]
         ]
         return fields, len(paths) > MAX_FIELDS
-
-
-def infer(documents: list[dict]) -> list[dict[str, Any]]:
-    shape = Shape()
-    for document in documents:
-        shape.add(document)
-    return shape.fields()[0]
